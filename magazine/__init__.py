@@ -1,0 +1,102 @@
+"""The magazine desk: editorial pipeline and subscription business in one Flask application."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from magazine.config import PROJECT_ROOT, load_settings
+from magazine.db import configure_sqlite, db
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+migrate = Migrate()
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    instance = Path(app.instance_path)
+    if test_config and "INSTANCE_PATH" in test_config:
+        instance = Path(test_config["INSTANCE_PATH"])
+    instance.mkdir(parents=True, exist_ok=True)
+    environ = test_config.pop("ENVIRON", None) if test_config else None
+    app.config.update(load_settings(instance, environ))
+    if test_config:
+        app.config.update(test_config)
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if app.config["PROXY_HOPS"]:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=app.config["PROXY_HOPS"], x_proto=app.config["PROXY_HOPS"],
+            x_host=app.config["PROXY_HOPS"],
+        )
+
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            configure_sqlite(db.engine)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"),
+                     render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+
+    from magazine.i18n import init_i18n
+
+    init_i18n(app)
+    _init_login(app)
+
+    from magazine.security import install_security_headers
+
+    install_security_headers(app)
+
+    _register_models()
+    _register_blueprints(app)
+
+    from magazine.cli import register_cli
+    from magazine.views import register_error_pages, register_template_helpers
+
+    register_error_pages(app)
+    register_template_helpers(app)
+    register_cli(app)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from flask_babel import lazy_gettext as _l
+
+    from magazine.auth.services import load_session
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Log in to see this page.")
+    login_manager.login_message_category = "info"
+    login_manager.user_loader(load_session)
+
+
+def _register_models() -> None:
+    # Every model module, so that metadata (and Alembic) sees all tables.
+    import magazine.models  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from business.views import bp as business_bp
+    from editorial.views import bp as editorial_bp
+    from magazine.admin.views import bp as admin_bp
+    from magazine.auth.views import bp as auth_bp
+    from magazine.views import bp as core_bp
+    from subscriptions.views import bp as subscriptions_bp
+
+    for blueprint in (core_bp, auth_bp, admin_bp, editorial_bp, subscriptions_bp, business_bp):
+        app.register_blueprint(blueprint)

@@ -1,0 +1,85 @@
+"""Forms for accounts. Validation of form shape here; rules of the domain in services."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+from magazine.auth.services import MAX_PASSWORD_LENGTH
+
+
+def email_field() -> EmailField:
+    return EmailField(
+        _l("E-mail"),
+        validators=[
+            DataRequired(_l("Fill in your e-mail address.")),
+            Email(_l("This is not a valid e-mail address."), check_deliverability=False),
+            Length(max=254),
+        ],
+        render_kw={"autocomplete": "email"},
+    )
+
+
+class LoginForm(FlaskForm):
+    email = email_field()
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(_l("Fill in your password.")), Length(max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    next = HiddenField()
+
+
+class RegisterForm(FlaskForm):
+    name = StringField(
+        _l("Name"),
+        validators=[DataRequired(_l("Fill in your name.")), Length(max=200)],
+        render_kw={"autocomplete": "name"},
+    )
+    email = email_field()
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(_l("Choose a password."))],
+        description=_l("At least 10 characters. A sentence you remember is a good password."),
+        render_kw={"autocomplete": "new-password"},
+    )
+    password_again = PasswordField(
+        _l("Password again"),
+        validators=[
+            DataRequired(_l("Type the password again.")),
+            EqualTo("password", _l("The two passwords are not the same.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class EmailForm(FlaskForm):
+    email = email_field()
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(_l("Choose a password."))],
+        description=_l("At least 10 characters. A sentence you remember is a good password."),
+        render_kw={"autocomplete": "new-password"},
+    )
+    password_again = PasswordField(
+        _l("New password again"),
+        validators=[
+            DataRequired(_l("Type the password again.")),
+            EqualTo("password", _l("The two passwords are not the same.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired(_l("Fill in your current password."))],
+        render_kw={"autocomplete": "current-password"},
+    )
+

@@ -1,0 +1,134 @@
+"""The one place for settings.
+
+Every setting comes from the environment; a `.env` file in the project root is read when
+present (values already in the environment win). `load_settings()` turns them into the
+Flask config mapping that `create_app` uses. Nothing else in the code reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENVIRONMENTS = ("development", "production", "test")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
+
+
+def _development_secret_key(instance_path: Path) -> str:
+    """Generate a secret key once and keep it under instance/ so sessions survive restarts."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # Written with 0600 rights: the key signs sessions and tokens.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load_settings(instance_path: Path, environ: dict[str, str] | None = None) -> dict:
+    """Read the settings from the environment (and `.env`) into a Flask config mapping."""
+    if environ is None:
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
+        environ = dict(os.environ)
+    env = environ.get("APP_ENV", "development").strip() or "development"
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+
+    secret_key = environ.get("SECRET_KEY", "").strip()
+    if not secret_key:
+        if env == "production":
+            raise ConfigError(
+                "SECRET_KEY is required in production: set it to a long random value, e.g. "
+                "the output of `python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+            )
+        secret_key = _development_secret_key(instance_path)
+
+    database_url = environ.get("DATABASE_URL", "").strip() or (
+        f"sqlite:///{instance_path / 'magazine.db'}"
+    )
+    # SQLAlchemy wants an explicit driver name for psycopg 3.
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://"):]
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+
+    base_url = environ.get("BASE_URL", "").strip().rstrip("/") or (
+        f"http://127.0.0.1:{environ.get('PORT', '5000')}"
+    )
+    https = base_url.startswith("https://")
+
+    return {
+        "APP_ENV": env,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "BASE_URL": base_url,
+        "PREFERRED_URL_SCHEME": "https" if https else "http",
+        "MAIL_URL": environ.get("MAIL_URL", "").strip(),
+        "MAIL_FROM": environ.get("MAIL_FROM", "").strip()
+        or "Tijdschrift Kinderopvang <redactie@kinderopvang.example>",
+        "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", environ.get("MAIL_MAX_ATTEMPTS"), 8),
+        "STRIPE_SECRET_KEY": environ.get("STRIPE_SECRET_KEY", "").strip(),
+        "STRIPE_WEBHOOK_SECRET": environ.get("STRIPE_WEBHOOK_SECRET", "").strip(),
+        "STRIPE_API_BASE": environ.get("STRIPE_API_BASE", "").strip(),
+        "MOLLIE_API_KEY": environ.get("MOLLIE_API_KEY", "").strip(),
+        "MOLLIE_API_ENDPOINT": environ.get("MOLLIE_API_ENDPOINT", "").strip(),
+        "BANK_IBAN": environ.get("BANK_IBAN", "").strip() or "BE71096123456769",
+        "BANK_BIC": environ.get("BANK_BIC", "").strip() or "GKCCBEBB",
+        "PROXY_HOPS": _int("PROXY_HOPS", environ.get("PROXY_HOPS"), 0),
+        # Cookies: Secure only when we are served over https (BASE_URL says so).
+        "SESSION_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_SECURE": https,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "magazine_session",
+        # Uploads (Word files, images) stay well below this.
+        "MAX_CONTENT_LENGTH": _int(
+            "MAX_CONTENT_LENGTH", environ.get("MAX_CONTENT_LENGTH"), 16 * 1024 * 1024
+        ),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "BABEL_DEFAULT_LOCALE": "nl_BE",
+        "BABEL_DEFAULT_TIMEZONE": "Europe/Brussels",
+        "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
+        # Password hashing cost (argon2id); tests lower it to stay fast.
+        "PASSWORD_TIME_COST": _int("PASSWORD_TIME_COST", environ.get("PASSWORD_TIME_COST"), 3),
+        "PASSWORD_MEMORY_COST": _int(
+            "PASSWORD_MEMORY_COST", environ.get("PASSWORD_MEMORY_COST"), 65536
+        ),
+        # Login throttling: failures allowed per window, per account and per client address.
+        "LOGIN_WINDOW_SECONDS": 15 * 60,
+        "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+        "SESSION_LIFETIME_DAYS": 14,
+        "TOKEN_MAX_AGE_VERIFY": 3 * 24 * 3600,
+        "TOKEN_MAX_AGE_RESET": 3600,
+        "TOKEN_MAX_AGE_INVITE": 14 * 24 * 3600,
+    }

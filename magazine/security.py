@@ -1,0 +1,87 @@
+"""Access checks, safe redirects, client addresses and the security headers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, request
+from flask_login import current_user, login_required
+
+from magazine.roles import ADMIN_ROLES, Role
+
+
+def roles_required(roles: Iterable[Role]) -> Callable:
+    """Log in first (anonymous: to the login page), then hold one of `roles` (else 403)."""
+    allowed = frozenset(roles) | ADMIN_ROLES
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not current_user.has_any_role(allowed):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None.
+
+    Refuses `//host` and `/\\host` (browsers treat both as another host), any scheme or host,
+    and control characters (which browsers strip, turning `/\\t/host` into `//host`)."""
+    if not target or not target.startswith("/"):
+        return None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in target) or "\\" in target:
+        return None
+    if target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def client_address() -> str:
+    """The client's address; behind a proxy, ProxyFix (PROXY_HOPS) has set remote_addr."""
+    return request.remote_addr or "unknown"
+
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def install_security_headers(app: Flask) -> None:
+    https = app.config["SESSION_COOKIE_SECURE"]
+
+    @app.after_request
+    def _headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if https:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.endpoint and not request.endpoint.endswith("static"):
+            # Pages can hold personal data: never keep them in shared caches.
+            headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,160 @@
+"""The site's own pages (home, account, language, health), error pages and what every
+template can use (navigation, forms)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Flask,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from magazine.db import db
+from magazine.errors import DomainError
+from magazine.forms import ConfirmForm, LanguageForm
+from magazine.roles import ADMIN_ROLES, BUSINESS_ROLES, EDITORIAL_ROLES, ROLE_LABELS, Role
+from magazine.security import safe_next
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("core", __name__)
+
+
+def show_domain_error(form: FlaskForm, error: DomainError) -> None:
+    """Put a service's refusal next to the field it is about, or on top of the form."""
+    field = form._fields.get(error.field) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, error.message]
+    else:
+        flash(error.message, "error")
+
+
+# ---------------------------------------------------------------- navigation
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: str
+    roles: frozenset[Role] | None  # None: everyone logged in
+
+
+# Areas in the main navigation; each shows only for the roles its views admit.
+AREA_NAVIGATION = (
+    NavItem("editorial.index", _l("Editorial"), EDITORIAL_ROLES),
+    NavItem("business.index", _l("Business"), BUSINESS_ROLES),
+    NavItem("admin.index", _l("Administration"), ADMIN_ROLES),
+    NavItem("core.account", _l("My account"), None),
+)
+
+
+def navigation_for(user) -> list[NavItem]:
+    if not user.is_authenticated:
+        return []
+    return [
+        item for item in AREA_NAVIGATION
+        if item.roles is None or user.has_any_role(item.roles | ADMIN_ROLES)
+    ]
+
+
+def register_template_helpers(app: Flask) -> None:
+    @app.context_processor
+    def _helpers():
+        return {
+            "navigation": navigation_for(current_user),
+            "language_form": LanguageForm(formdata=None, locale=None),
+            "logout_form": ConfirmForm(formdata=None),
+            "ROLE_LABELS": ROLE_LABELS,
+        }
+
+
+# ---------------------------------------------------------------- pages
+
+@bp.route("/")
+def home():
+    return render_template("home.html")
+
+
+@bp.route("/healthz")
+def healthz():
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        log.exception("health check: database unreachable")
+        db.session.rollback()
+        return jsonify(status="error", database="error"), 503
+    return jsonify(status="ok", database="ok")
+
+
+@bp.route("/account")
+@login_required
+def account():
+    return render_template("account/index.html")
+
+
+@bp.route("/language", methods=["POST"])
+def set_language():
+    form = LanguageForm()
+    target = safe_next(form.next.data) or url_for("core.home")
+    if form.validate_on_submit():
+        locale = form.locale.data
+        session["locale"] = locale
+        if current_user.is_authenticated:
+            from magazine.auth.services import set_locale
+
+            set_locale(current_user._get_current_object(), locale)
+            db.session.commit()
+    return redirect(target)
+
+
+# ---------------------------------------------------------------- errors
+
+ERROR_TEXTS = {
+    400: (_l("Something in the request was not right"),
+          _l("Go back, check what you filled in, and try again.")),
+    403: (_l("No access"),
+          _l("Your account does not give access to this page. If you think it should, "
+             "ask the editors or the administrator.")),
+    404: (_l("Page not found"),
+          _l("This page does not exist (any more). Check the address or start from the home page.")),
+    405: (_l("Not possible this way"), _l("This page cannot be used like that.")),
+    413: (_l("File too large"), _l("The file you sent is too large. Choose a smaller file.")),
+    429: (_l("Too many requests"), _l("Wait a moment and try again.")),
+    500: (_l("Something went wrong on our side"),
+          _l("We have been told about it. Try again in a moment.")),
+}
+
+
+def register_error_pages(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error):
+        return render_template(
+            "error.html", code=400, title=_("The form has expired"),
+            text=_("For your safety the form was not accepted. Go back, reload the page and "
+                   "try again."),
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        code = error.code or 500
+        if code not in ERROR_TEXTS:
+            return error
+        if code == 500:
+            db.session.rollback()
+        title, text = ERROR_TEXTS[code]
+        return render_template("error.html", code=code, title=title, text=text), code

@@ -1,0 +1,100 @@
+"""The access table: every route × every role (and anonymous), written as data.
+
+Adding a route without an entry here fails `test_every_route_has_an_entry`: decide who may
+use it, write it down, and the table checks it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from magazine.roles import ADMIN_ROLES, BUSINESS_ROLES, EDITORIAL_ROLES, Role
+
+ANONYMOUS = "anonymous"
+EVERYONE = frozenset({ANONYMOUS, *Role})
+LOGGED_IN = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may use a route. Others get the login page (anonymous) or 403 (logged in)."""
+
+    allowed: frozenset
+    method: str = "GET"
+    args: dict = field(default_factory=dict)
+    # Some public pages send logged-in people elsewhere (e.g. /register to their account).
+    redirects_logged_in: bool = False
+
+
+ACCESS: dict[str, Access] = {
+    "static": Access(EVERYONE, args={"filename": "style.css"}),
+    "core.home": Access(EVERYONE),
+    "core.healthz": Access(EVERYONE),
+    "core.account": Access(LOGGED_IN),
+    "core.set_language": Access(EVERYONE, method="POST"),
+    "auth.login": Access(EVERYONE, redirects_logged_in=True),
+    "auth.register": Access(EVERYONE, redirects_logged_in=True),
+    "auth.verify_email": Access(EVERYONE, args={"token": "not-a-token"}),
+    "auth.resend_verification": Access(EVERYONE),
+    "auth.forgot_password": Access(EVERYONE),
+    "auth.reset_password": Access(EVERYONE, args={"token": "not-a-token"}),
+    "auth.accept_invitation": Access(EVERYONE, args={"token": "not-a-token"}),
+    "auth.change_password": Access(LOGGED_IN),
+    "admin.index": Access(ADMIN_ROLES),
+    "admin.user_detail": Access(ADMIN_ROLES, args={"user_id": 1}),
+    "admin.block_user": Access(ADMIN_ROLES, method="POST", args={"user_id": 1}),
+    "admin.invite": Access(ADMIN_ROLES),
+    "admin.audit_log": Access(ADMIN_ROLES),
+    "editorial.index": Access(EDITORIAL_ROLES),
+    "business.index": Access(BUSINESS_ROLES),
+    # Last: it ends the session of the client that walks the table.
+    "auth.logout": Access(EVERYONE, method="POST"),
+}
+
+WHO = [ANONYMOUS, *Role]
+
+
+def test_every_route_has_an_entry(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - ACCESS.keys() == set(), "routes without an entry in the access table"
+    assert ACCESS.keys() - endpoints == set(), "entries for routes that do not exist"
+
+
+def test_each_route_answers_the_method_in_the_table(app):
+    for rule in app.url_map.iter_rules():
+        assert ACCESS[rule.endpoint].method in rule.methods, rule
+
+
+@pytest.mark.parametrize("who", WHO)
+def test_access_table(app, login_as, who):
+    from flask import url_for
+
+    client = app.test_client() if who == ANONYMOUS else login_as(Role(who))
+    # Sample objects for routes with ids: user 1 exists once someone logged in.
+    if who == ANONYMOUS:
+        login_as(Role.SUBSCRIBER)
+    failures = []
+    for endpoint, access in ACCESS.items():
+        with app.test_request_context():
+            url = url_for(endpoint, **access.args)
+        response = client.open(url, method=access.method)
+        location = response.headers.get("Location", "")
+        sent_to_login = response.status_code == 302 and location.startswith("/login")
+        if who in access.allowed:
+            ok = response.status_code != 403 and not sent_to_login and response.status_code < 500
+            if who != ANONYMOUS and access.redirects_logged_in:
+                ok = ok and response.status_code == 302
+        elif who == ANONYMOUS:
+            ok = sent_to_login
+        else:
+            ok = response.status_code == 403
+        if not ok:
+            failures.append(f"{access.method} {url} as {who}: {response.status_code} {location}")
+    assert failures == []
+
+
+def test_subscriber_is_refused_the_staff_areas(login_as):
+    client = login_as(Role.SUBSCRIBER)
+    for path in ("/editorial/", "/business/", "/admin/"):
+        assert client.get(path).status_code == 403, path
