@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from pathlib import Path
 
-from flask import Flask, session
+from flask import Flask, has_request_context, session
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
@@ -29,6 +29,8 @@ def select_locale() -> str:
 
     We do not follow the browser's Accept-Language: the magazine is Dutch-language and a
     Flemish reader with an English browser still expects Dutch."""
+    if not has_request_context():  # the CLI and jobs speak Dutch; mails use force_locale
+        return DEFAULT_LOCALE
     if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
         return current_user.locale
     chosen = session.get("locale")

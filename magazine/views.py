@@ -11,6 +11,7 @@ from flask import (
     Blueprint,
     Flask,
     flash,
+    has_request_context,
     jsonify,
     redirect,
     render_template,
@@ -75,6 +76,8 @@ def navigation_for(user) -> list[NavItem]:
 def register_template_helpers(app: Flask) -> None:
     @app.context_processor
     def _helpers():
+        if not has_request_context():  # mails rendered by jobs and the CLI
+            return {"ROLE_LABELS": ROLE_LABELS}
         return {
             "navigation": navigation_for(current_user),
             "language_form": LanguageForm(formdata=None, locale=None),

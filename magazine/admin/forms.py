@@ -19,6 +19,12 @@ class RoleChoicesField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
 
+    def process_formdata(self, valuelist):
+        # No box ticked sends nothing at all: that means "none", not "keep the default".
+        super().process_formdata(valuelist)
+        if not valuelist:
+            self.data = []
+
 
 def role_choices() -> list[SelectChoice]:
     return [SelectChoice(role.value, ROLE_LABELS[role]) for role in Role]

@@ -50,11 +50,13 @@ def index():
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 def user_detail(user_id: int):
     user = db.get_or_404(User, user_id)
-    form = RolesForm(data={"roles": [role.value for role in user.roles]})
+    form = RolesForm()
+    if request.method == "GET":
+        form.roles.data = [role.value for role in user.roles]
     if form.validate_on_submit():
         try:
             change = services.set_roles(
-                user, {Role(value) for value in form.roles.data},
+                user, {Role(value) for value in form.roles.data or []},
                 actor=current_user._get_current_object(),
             )
         except DomainError as error:
@@ -98,7 +100,7 @@ def invite():
     if form.validate_on_submit():
         try:
             user = services.invite_user(
-                form.email.data, form.name.data, {Role(value) for value in form.roles.data},
+                form.email.data, form.name.data, {Role(value) for value in form.roles.data or []},
                 actor=current_user._get_current_object(), message=form.message.data or "",
             )
         except DomainError as error:

@@ -10,6 +10,11 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length
 from magazine.auth.services import MAX_PASSWORD_LENGTH
 
 
+def strip(value: str | None) -> str | None:
+    """Spaces around what people type or paste are never meant."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def email_field() -> EmailField:
     return EmailField(
         _l("E-mail"),
@@ -18,6 +23,7 @@ def email_field() -> EmailField:
             Email(_l("This is not a valid e-mail address."), check_deliverability=False),
             Length(max=254),
         ],
+        filters=[strip],
         render_kw={"autocomplete": "email"},
     )
 
@@ -36,6 +42,7 @@ class RegisterForm(FlaskForm):
     name = StringField(
         _l("Name"),
         validators=[DataRequired(_l("Fill in your name.")), Length(max=200)],
+        filters=[strip],
         render_kw={"autocomplete": "name"},
     )
     email = email_field()

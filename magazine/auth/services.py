@@ -12,7 +12,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -21,6 +21,7 @@ from magazine.clock import now_utc
 from magazine.db import db
 from magazine.errors import DomainError, PermissionDenied
 from magazine.mail import queue_mail
+from magazine.urls import external_url
 from magazine.models import LoginAttempt, User, UserRole, UserSession
 from magazine.roles import ROLE_LABELS, Role
 
@@ -129,11 +130,6 @@ def _read_token(purpose: str, token: str, max_age: int) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
         raise DomainError(_("This link is not valid. Ask for a new one."))
     return data
-
-
-def external_url(endpoint: str, **values) -> str:
-    """An absolute link for mails, built on BASE_URL (not on the request's Host header)."""
-    return current_app.config["BASE_URL"] + url_for(endpoint, **values)
 
 
 # ---------------------------------------------------------------- registration
