@@ -112,6 +112,8 @@ def test_dutch_catalog_has_no_leftover_fuzzy_or_obsolete_entries(dutch_catalog):
     fuzzy = [message_key(m) for m in dutch_catalog if m.id and m.fuzzy]
     assert not fuzzy, f"fuzzy entries in {DUTCH_PO.name}: {fuzzy}"
     assert not dutch_catalog.fuzzy, f"the header of {DUTCH_PO.name} is marked fuzzy"
+    obsolete = list(dutch_catalog.obsolete)
+    assert not obsolete, f"obsolete (#~) entries in {DUTCH_PO.name}: {obsolete}"
     assert dutch_catalog.num_plurals == 2
 
 
