@@ -39,6 +39,10 @@ def select_locale() -> str:
     return DEFAULT_LOCALE
 
 
+def current_locale() -> str:
+    return str(get_locale())
+
+
 def money(cents: int | None) -> str:
     """Integer euro cents as the locale writes them: `€ 12,50` in Dutch."""
     if cents is None:
@@ -88,4 +92,4 @@ def init_i18n(app: Flask) -> None:
     app.jinja_env.filters["date"] = local_date
     app.jinja_env.globals["html_lang"] = html_lang
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
-    app.jinja_env.globals["current_locale"] = lambda: str(get_locale())
+    app.jinja_env.globals["current_locale"] = current_locale

@@ -135,11 +135,12 @@ ERROR_TEXTS = {
              "ask the editors or the administrator.")),
     404: (_l("Page not found"),
           _l("This page does not exist (any more). Check the address or start from the home page.")),
-    405: (_l("Not possible this way"), _l("This page cannot be used like that.")),
+    405: (_l("This does not work here"),
+          _l("This page cannot be used this way. Go back and use the buttons on the page.")),
     413: (_l("File too large"), _l("The file you sent is too large. Choose a smaller file.")),
     429: (_l("Too many requests"), _l("Wait a moment and try again.")),
     500: (_l("Something went wrong on our side"),
-          _l("We have been told about it. Try again in a moment.")),
+          _l("We have been notified. Try again in a moment.")),
 }
 
 

@@ -406,3 +406,12 @@ def test_invitation_lets_the_person_choose_a_password(app, client, outbox):
     assert client.get("/editorial/").status_code == 200
     # The link worked once.
     assert client.get(link).status_code == 302
+
+
+def test_logout_keeps_the_language_being_read(app, client):
+    with app.app_context():
+        make_user(email="kim@example.org")
+    log_in(client, "kim@example.org")
+    client.post("/language", data={"locale": "en"})
+    page = client.post("/logout", follow_redirects=True).get_data(as_text=True)
+    assert "You are logged out." in page and 'lang="en"' in page

@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
-from magazine.auth.services import MAX_PASSWORD_LENGTH
+from magazine.auth.services import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 
 def strip(value: str | None) -> str | None:
@@ -49,7 +49,8 @@ class RegisterForm(FlaskForm):
     password = PasswordField(
         _l("Password"),
         validators=[DataRequired(_l("Choose a password."))],
-        description=_l("At least 10 characters. A sentence you remember is a good password."),
+        description=_l("At least %(n)d characters. A sentence you remember is a good password.",
+                       n=MIN_PASSWORD_LENGTH),
         render_kw={"autocomplete": "new-password"},
     )
     password_again = PasswordField(
@@ -70,7 +71,8 @@ class NewPasswordForm(FlaskForm):
     password = PasswordField(
         _l("New password"),
         validators=[DataRequired(_l("Choose a password."))],
-        description=_l("At least 10 characters. A sentence you remember is a good password."),
+        description=_l("At least %(n)d characters. A sentence you remember is a good password.",
+                       n=MIN_PASSWORD_LENGTH),
         render_kw={"autocomplete": "new-password"},
     )
     password_again = PasswordField(

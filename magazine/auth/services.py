@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from magazine import audit
@@ -238,9 +239,10 @@ def authenticate(email: str, password: str, *, client_address: str) -> User:
     ) or _too_many_failures(
         LoginAttempt.client_address, client_address, config["LOGIN_MAX_FAILURES_PER_ADDRESS"]
     ):
+        minutes = config["LOGIN_WINDOW_SECONDS"] // 60
         raise Throttled(
-            _("Too many failed attempts. Wait %(minutes)d minutes and try again.",
-              minutes=config["LOGIN_WINDOW_SECONDS"] // 60)
+            ngettext("Too many failed attempts. Wait %(num)d minute and try again.",
+                     "Too many failed attempts. Wait %(num)d minutes and try again.", minutes)
         )
     user = find_user_by_email(email)
     ok = _password_matches(user, password)

@@ -17,6 +17,7 @@ from magazine.auth.forms import (
 from magazine.db import db
 from magazine.errors import DomainError
 from magazine.forms import ConfirmForm
+from magazine.i18n import current_locale
 from magazine.security import client_address, safe_next
 from magazine.views import show_domain_error
 
@@ -79,8 +80,10 @@ def logout():
     if current_user.is_authenticated and current_user.session_token:
         services.end_session(current_user.session_token)
         db.session.commit()
+    locale = current_locale()
     logout_user()
     session.clear()
+    session["locale"] = locale  # the language stays what the person was reading
     flash(_("You are logged out."), "info")
     return redirect(url_for("core.home"))
 
