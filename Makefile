@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 PORT ?= 5000
-.PHONY: run test bench install extract-messages chromium clean
+.PHONY: run test lint bench install extract-messages chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ chromium:
 
 # pytest on SQLite; with TEST_DATABASE_URL set, on that PostgreSQL instead.
 test: install chromium
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

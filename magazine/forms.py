@@ -15,5 +15,7 @@ class ConfirmForm(FlaskForm):
 
 
 class LanguageForm(FlaskForm):
-    locale = SelectField(_l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGES.items()])
+    locale = SelectField(
+        _l("Language"), choices=[SelectChoice(code, name) for code, name in LANGUAGES.items()]
+    )
     next = HiddenField()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 from decimal import Decimal
-
 from pathlib import Path
 
-from flask import Flask, has_request_context, session
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
+from flask import Flask, has_request_context, session
 from flask_babel import Babel, format_date, format_datetime, get_locale
 from flask_login import current_user
 

@@ -9,6 +9,7 @@ once. Without `MAIL_URL` nothing is sent: mails stay in the outbox and are writt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import smtplib
@@ -225,7 +226,8 @@ def deliver_outbox(
                     connection = settings.connect()
                 connection.send_message(build_message(mail, sender))
             except (smtplib.SMTPException, OSError) as error:
-                if not isinstance(error, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
+                answered = (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused)
+                if not isinstance(error, answered):
                     # The connection itself broke: open a fresh one for the next mail.
                     connection = _close_quietly(connection)
                 mail.attempts += 1
@@ -233,7 +235,8 @@ def deliver_outbox(
                 if _is_permanent(error) or mail.attempts >= max_attempts:
                     mail.status = MailStatus.FAILED
                     result.failed += 1
-                    log.error("mail %s given up after %s attempts: %s", mail.id, mail.attempts, error)
+                    log.error("mail %s given up after %s attempts: %s",
+                              mail.id, mail.attempts, error)
                 else:
                     mail.status = MailStatus.PENDING
                     mail.next_attempt_at = now_utc() + retry_delay(mail.attempts)
@@ -255,8 +258,6 @@ def deliver_outbox(
 def _close_quietly(connection: smtplib.SMTP | None) -> None:
     if connection is None:
         return None
-    try:
+    with contextlib.suppress(smtplib.SMTPException, OSError):
         connection.quit()
-    except (smtplib.SMTPException, OSError):
-        pass
     return None

@@ -15,7 +15,6 @@ from flask import (
     jsonify,
     redirect,
     render_template,
-    request,
     session,
     url_for,
 )
@@ -134,7 +133,8 @@ ERROR_TEXTS = {
           _l("Your account does not give access to this page. If you think it should, "
              "ask the editors or the administrator.")),
     404: (_l("Page not found"),
-          _l("This page does not exist (any more). Check the address or start from the home page.")),
+          _l("This page does not exist (any more). Check the address or start from the home "
+             "page.")),
     405: (_l("This does not work here"),
           _l("This page cannot be used this way. Go back and use the buttons on the page.")),
     413: (_l("File too large"), _l("The file you sent is too large. Choose a smaller file.")),

@@ -201,7 +201,8 @@ def test_english_mail_for_an_english_reader(app):
     ("url", "expected"),
     [
         ("smtp://mail.example:2525", ("mail.example", 2525, "plain", "", "")),
-        ("smtp+starttls://u%40x:p%3Aw@mail.example", ("mail.example", 587, "starttls", "u@x", "p:w")),
+        ("smtp+starttls://u%40x:p%3Aw@mail.example",
+         ("mail.example", 587, "starttls", "u@x", "p:w")),
         ("smtps://u:p@mail.example", ("mail.example", 465, "ssl", "u", "p")),
     ],
 )

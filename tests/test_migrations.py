@@ -7,19 +7,18 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from magazine import create_app
 import magazine.models  # noqa: F401  (every table in the metadata)
+from magazine import create_app
 from magazine.db import db
 from tests.conftest import app_settings
 
 
 def differences(application) -> list:
-    with application.app_context():
-        with db.engine.connect() as connection:
-            context = MigrationContext.configure(
-                connection, opts={"compare_type": True, "render_as_batch": True}
-            )
-            return compare_metadata(context, db.metadata)
+    with application.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "render_as_batch": True}
+        )
+        return compare_metadata(context, db.metadata)
 
 
 def test_models_and_migrations_agree_on_this_database(app):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
 from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from magazine.auth.forms import email_field

@@ -3,6 +3,7 @@ password reset and change, and roles. Views call these; they flush, the caller c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -22,9 +23,9 @@ from magazine.clock import now_utc
 from magazine.db import db
 from magazine.errors import DomainError, PermissionDenied
 from magazine.mail import queue_mail
-from magazine.urls import external_url
 from magazine.models import LoginAttempt, User, UserRole, UserSession
 from magazine.roles import ROLE_LABELS, Role
+from magazine.urls import external_url
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 128
@@ -80,10 +81,8 @@ def check_password_rules(password: str, *, email: str = "", field: str = "passwo
 def _password_matches(user: User | None, password: str) -> bool:
     if user is None:
         # Spend the same time as a real check, so timing does not tell who has an account.
-        try:
+        with contextlib.suppress(VerificationError, InvalidHashError):
             _hasher().verify(_dummy_hash(), password)
-        except (VerificationError, InvalidHashError):
-            pass
         return False
     try:
         _hasher().verify(user.password_hash, password)
@@ -341,10 +340,12 @@ def _set_password(user: User, password: str, *, actor: User, how: str) -> None:
 
 def check_reset_token(token: str, purpose: str = "reset") -> User:
     """The user a reset (or invitation) link is for; refuses expired and used links."""
-    max_age = current_app.config["TOKEN_MAX_AGE_RESET" if purpose == "reset" else "TOKEN_MAX_AGE_INVITE"]
+    setting = "TOKEN_MAX_AGE_RESET" if purpose == "reset" else "TOKEN_MAX_AGE_INVITE"
+    max_age = current_app.config[setting]
     data = _read_token(purpose, token, max_age)
     user = db.session.get(User, data["uid"])
-    if user is None or not hmac.compare_digest(str(data.get("pw", "")), _password_fingerprint(user)):
+    fingerprint = str(data.get("pw", ""))
+    if user is None or not hmac.compare_digest(fingerprint, _password_fingerprint(user)):
         # The password changed since the link was made: the link was used already.
         raise DomainError(_("This link has been used already. Ask for a new one."))
     return user
