@@ -87,6 +87,7 @@ def _init_login(app: Flask) -> None:
 
 def _register_models() -> None:
     # Every model module, so that metadata (and Alembic) sees all tables.
+    import editorial.models  # noqa: F401
     import magazine.models  # noqa: F401
 
 

@@ -128,6 +128,8 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
         "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
         "SESSION_LIFETIME_DAYS": 14,
+        # The publication plan: regular issues per year (specials come on top).
+        "ISSUES_PER_YEAR": _int("ISSUES_PER_YEAR", environ.get("ISSUES_PER_YEAR"), 5),
         "TOKEN_MAX_AGE_VERIFY": 3 * 24 * 3600,
         "TOKEN_MAX_AGE_RESET": 3600,
         "TOKEN_MAX_AGE_INVITE": 14 * 24 * 3600,

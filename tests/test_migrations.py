@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import magazine.models  # noqa: F401  (every table in the metadata)
+import editorial.models  # noqa: F401  (every table in the metadata)
+import magazine.models  # noqa: F401
 from magazine import create_app
 from magazine.db import db
 from tests.conftest import app_settings
@@ -51,3 +52,16 @@ def test_downgrade_to_nothing_and_back(tmp_path):
 def test_every_constraint_is_named(table):
     for constraint in db.metadata.tables[table].constraints:
         assert constraint.name, f"unnamed constraint on {table}"
+
+
+def test_the_migrations_have_one_head():
+    """Two revisions written side by side must be chained before they land."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from magazine.config import PROJECT_ROOT
+
+    config = Config(str(PROJECT_ROOT / "migrations" / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    heads = ScriptDirectory.from_config(config).get_heads()
+    assert len(heads) == 1, f"several heads {heads}: set one's down_revision to the other"
