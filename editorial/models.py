@@ -55,3 +55,14 @@ class Issue(db.Model):
 
     def __repr__(self) -> str:
         return f"<Issue {self.code} {self.state.value}>"
+
+
+def next_issue_for_changes(today: date) -> Issue | None:
+    """The first issue whose dispatch cut-off has not passed: a change made today (a new
+    subscription, an address) applies to it."""
+    return db.session.scalar(
+        sa.select(Issue)
+        .where(Issue.dispatch_cutoff >= today, Issue.state != IssueState.DISPATCHED)
+        .order_by(Issue.dispatch_cutoff, Issue.id)
+        .limit(1)
+    )
