@@ -11,10 +11,12 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
@@ -46,6 +48,12 @@ class Job:
 JOBS: dict[str, Job] = {}
 
 
+def brussels_cron(**fields) -> CronTrigger:
+    """A cron trigger read in Brussels time (APScheduler would otherwise take the machine's
+    zone for a trigger made before the scheduler exists)."""
+    return CronTrigger(timezone=BRUSSELS, **fields)
+
+
 def register_job(name: str, trigger: BaseTrigger, description: str = "") -> Callable:
     def decorator(function: Callable[[Progress], JobResult]) -> Callable[[Progress], JobResult]:
         JOBS[name] = Job(name=name, run=function, trigger=trigger, description=description)
@@ -59,6 +67,42 @@ def outbox_job(progress: Progress) -> JobResult:
     from magazine.mail import deliver_outbox
 
     return deliver_outbox(progress=progress.advance, on_start=progress.start)
+
+
+@dataclass
+class HousekeepingResult:
+    login_attempts: int = 0
+    sessions: int = 0
+
+    def summary(self) -> str:
+        return (f"housekeeping: {self.login_attempts} old login attempts and "
+                f"{self.sessions} ended sessions removed")
+
+
+@register_job("housekeeping", brussels_cron(hour=4, minute=17),
+              "remove old login attempts and ended sessions")
+def housekeeping_job(progress: Progress) -> JobResult:
+    """Login attempts matter only inside the throttle window, ended sessions not at all;
+    keeping them would only keep personal data (addresses, browsers) longer than needed."""
+    import sqlalchemy as sa
+
+    from magazine.clock import now_utc
+    from magazine.db import db
+    from magazine.models import LoginAttempt, UserSession
+
+    now = now_utc()
+    result = HousekeepingResult()
+    result.login_attempts = db.session.execute(
+        sa.delete(LoginAttempt).where(LoginAttempt.at < now - timedelta(days=1))
+    ).rowcount
+    result.sessions = db.session.execute(
+        sa.delete(UserSession).where(
+            sa.or_(UserSession.expires_at < now - timedelta(days=1),
+                   UserSession.revoked_at < now - timedelta(days=1))
+        )
+    ).rowcount
+    db.session.commit()
+    return result
 
 
 @dataclass

@@ -85,3 +85,25 @@ def test_cli_lists_the_contract_commands(runner):
     output = runner.invoke(args=["--help"]).output
     for command in ("db", "demo", "users", "scheduler", "jobs"):
         assert command in output
+
+
+def test_housekeeping_removes_only_what_is_no_longer_needed(app, runner, client):
+    from datetime import timedelta
+
+    from magazine.clock import shifted
+    from magazine.models import LoginAttempt, UserSession
+    from tests.factories import make_user
+
+    with app.app_context():
+        make_user(email="kim@example.org")
+    log_in(client, "kim@example.org", "wrong-password-1")
+    log_in(client, "kim@example.org")
+    with shifted(timedelta(days=2)):
+        fresh = app.test_client()
+        log_in(fresh, "kim@example.org")
+        result = runner.invoke(args=["jobs", "run", "housekeeping"])
+        assert "2 old login attempts" in result.output
+        with app.app_context():
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginAttempt)) == 1
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(UserSession)) == 2
+        assert fresh.get("/account").status_code == 200
