@@ -38,6 +38,27 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
+def new_password_field(label) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[DataRequired(_l("Choose a password."))],
+        description=_l("At least %(n)d characters. A sentence you remember is a good password.",
+                       n=MIN_PASSWORD_LENGTH),
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def password_again_field(label) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(_l("Type the password again.")),
+            EqualTo("password", _l("The two passwords are not the same.")),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 class RegisterForm(FlaskForm):
     name = StringField(
         _l("Name"),
@@ -46,21 +67,8 @@ class RegisterForm(FlaskForm):
         render_kw={"autocomplete": "name"},
     )
     email = email_field()
-    password = PasswordField(
-        _l("Password"),
-        validators=[DataRequired(_l("Choose a password."))],
-        description=_l("At least %(n)d characters. A sentence you remember is a good password.",
-                       n=MIN_PASSWORD_LENGTH),
-        render_kw={"autocomplete": "new-password"},
-    )
-    password_again = PasswordField(
-        _l("Password again"),
-        validators=[
-            DataRequired(_l("Type the password again.")),
-            EqualTo("password", _l("The two passwords are not the same.")),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
+    password = new_password_field(_l("Password"))
+    password_again = password_again_field(_l("Password again"))
 
 
 class EmailForm(FlaskForm):
@@ -68,21 +76,8 @@ class EmailForm(FlaskForm):
 
 
 class NewPasswordForm(FlaskForm):
-    password = PasswordField(
-        _l("New password"),
-        validators=[DataRequired(_l("Choose a password."))],
-        description=_l("At least %(n)d characters. A sentence you remember is a good password.",
-                       n=MIN_PASSWORD_LENGTH),
-        render_kw={"autocomplete": "new-password"},
-    )
-    password_again = PasswordField(
-        _l("New password again"),
-        validators=[
-            DataRequired(_l("Type the password again.")),
-            EqualTo("password", _l("The two passwords are not the same.")),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
+    password = new_password_field(_l("New password"))
+    password_again = password_again_field(_l("New password again"))
 
 
 class ChangePasswordForm(NewPasswordForm):
@@ -91,4 +86,3 @@ class ChangePasswordForm(NewPasswordForm):
         validators=[DataRequired(_l("Fill in your current password."))],
         render_kw={"autocomplete": "current-password"},
     )
-
