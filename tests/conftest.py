@@ -19,6 +19,8 @@ from magazine.models import OutboxMail, User
 from magazine.roles import Role
 from tests.factories import DEFAULT_PASSWORD, make_user
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
