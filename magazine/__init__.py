@@ -93,6 +93,7 @@ def _register_models() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from business.views import bp as business_bp
+    from editorial.public import bp as editorial_public_bp
     from editorial.views import bp as editorial_bp
     from magazine.admin.views import bp as admin_bp
     from magazine.auth.views import bp as auth_bp
@@ -101,3 +102,4 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (core_bp, auth_bp, admin_bp, editorial_bp, subscriptions_bp, business_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(editorial_public_bp)

@@ -37,6 +37,34 @@ def _int(name: str, value: str | None, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
 
 
+# Days before the print date for each deadline of an issue (editable per issue).
+DEFAULT_DEADLINE_OFFSETS = {
+    "copy_deadline": 42,
+    "board_meeting": 35,
+    "layout_deadline": 28,
+    "proof_deadline": 14,
+    "printer_deadline": 7,
+    "dispatch_cutoff": 5,
+}
+
+
+def _offsets(value: str | None) -> dict[str, int]:
+    """`copy_deadline=42,proof_deadline=14`: the named offsets replace the defaults."""
+    offsets = dict(DEFAULT_DEADLINE_OFFSETS)
+    for part in (value or "").split(","):
+        if not part.strip():
+            continue
+        name, _, days = part.partition("=")
+        name = name.strip()
+        if name not in offsets:
+            raise ConfigError(
+                f"ISSUE_DEADLINE_OFFSETS: unknown deadline {name!r}; "
+                f"use {', '.join(DEFAULT_DEADLINE_OFFSETS)}"
+            )
+        offsets[name] = _int("ISSUE_DEADLINE_OFFSETS", days.strip(), 0)
+    return offsets
+
+
 def _development_secret_key(instance_path: Path) -> str:
     """Generate a secret key once and keep it under instance/ so sessions survive restarts."""
     key_file = instance_path / "secret_key"
@@ -130,6 +158,18 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "SESSION_LIFETIME_DAYS": 14,
         # The publication plan: regular issues per year (specials come on top).
         "ISSUES_PER_YEAR": _int("ISSUES_PER_YEAR", environ.get("ISSUES_PER_YEAR"), 5),
+        # Editorial: deadlines worked back from the print date (days before it), the
+        # flatplan's page estimate, public pitches and the deadline reminders.
+        "ISSUE_DEADLINE_OFFSETS": _offsets(environ.get("ISSUE_DEADLINE_OFFSETS")),
+        "WORDS_PER_PAGE": _int("WORDS_PER_PAGE", environ.get("WORDS_PER_PAGE"), 650),
+        "IMAGES_PER_PAGE": _int("IMAGES_PER_PAGE", environ.get("IMAGES_PER_PAGE"), 2),
+        "PUBLIC_PITCHES_PER_DAY": _int(
+            "PUBLIC_PITCHES_PER_DAY", environ.get("PUBLIC_PITCHES_PER_DAY"), 3
+        ),
+        "REMINDER_DAYS_BEFORE": _int(
+            "REMINDER_DAYS_BEFORE", environ.get("REMINDER_DAYS_BEFORE"), 3
+        ),
+        "REMINDER_DAYS_AFTER": _int("REMINDER_DAYS_AFTER", environ.get("REMINDER_DAYS_AFTER"), 2),
         "TOKEN_MAX_AGE_VERIFY": 3 * 24 * 3600,
         "TOKEN_MAX_AGE_RESET": 3600,
         "TOKEN_MAX_AGE_INVITE": 14 * 24 * 3600,

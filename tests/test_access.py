@@ -27,6 +27,54 @@ class Access:
     redirects_logged_in: bool = False
 
 
+# The editorial area (issue 3). Routes with an object id get a missing id: an allowed role
+# gets 404 there (counted as allowed), a refused role 403.
+_CHIEF = frozenset({Role.ADMIN, Role.EDITOR_IN_CHIEF})
+_OVERVIEW = frozenset({Role.ADMIN, Role.EDITOR_IN_CHIEF, Role.BOARD_MEMBER, Role.COPY_EDITOR})
+_PLANNERS = frozenset({Role.ADMIN, Role.EDITOR_IN_CHIEF, Role.COPY_EDITOR})
+_BOARD = frozenset({Role.ADMIN, Role.EDITOR_IN_CHIEF, Role.BOARD_MEMBER})
+_PITCHERS = frozenset({Role.ADMIN, Role.EDITOR_IN_CHIEF, Role.BOARD_MEMBER, Role.COPY_EDITOR,
+                       Role.AUTHOR})
+_ISSUE = {"issue_id": 999}
+_SLOT = {"issue_id": 999, "slot_id": 999}
+_PITCH = {"pitch_id": 999}
+_ARTICLE = {"article_id": 999}
+EDITORIAL_ACCESS: dict[str, Access] = {
+    "editorial.issues": Access(_OVERVIEW),
+    "editorial.issue_new": Access(_CHIEF),
+    "editorial.issue_edit": Access(_CHIEF, args=_ISSUE),
+    "editorial.issue_detail": Access(_OVERVIEW, args=_ISSUE),
+    "editorial.issue_move": Access(_PLANNERS, method="POST", args=_ISSUE),
+    "editorial.slot_add": Access(_PLANNERS, method="POST", args=_ISSUE),
+    "editorial.slot_pages": Access(_PLANNERS, method="POST", args=_SLOT),
+    "editorial.slot_move": Access(_PLANNERS, method="POST", args=_SLOT),
+    "editorial.slot_remove": Access(_PLANNERS, method="POST", args=_SLOT),
+    "editorial.slot_order": Access(_PLANNERS, method="POST", args=_ISSUE),
+    "editorial.rubrics": Access(_CHIEF),
+    "editorial.rubric_edit": Access(_CHIEF, args={"rubric_id": 999}),
+    "editorial.decline_reasons": Access(_CHIEF),
+    "editorial.decline_reason_edit": Access(_CHIEF, args={"reason_id": 999}),
+    "editorial.pitches": Access(EDITORIAL_ROLES),
+    "editorial.pitch_new": Access(_PITCHERS),
+    "editorial.pitch_detail": Access(EDITORIAL_ROLES, args=_PITCH),
+    "editorial.pitch_vote": Access(_BOARD, method="POST", args=_PITCH),
+    "editorial.pitch_comment": Access(EDITORIAL_ROLES, method="POST", args=_PITCH),
+    "editorial.pitch_move": Access(EDITORIAL_ROLES, method="POST", args=_PITCH),
+    "editorial.pitch_accept": Access(_CHIEF, method="POST", args=_PITCH),
+    "editorial.pitch_decline": Access(_CHIEF, method="POST", args=_PITCH),
+    "editorial.pitch_defer": Access(_CHIEF, method="POST", args=_PITCH),
+    "editorial.pitch_ask": Access(_CHIEF, method="POST", args=_PITCH),
+    "editorial.articles": Access(EDITORIAL_ROLES),
+    "editorial.article_detail": Access(EDITORIAL_ROLES, args=_ARTICLE),
+    "editorial.article_move": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
+    "editorial.article_comment": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
+    # Without an account: the public proposal form and the pages behind mailed links.
+    "editorial_public.propose": Access(EVERYONE),
+    "editorial_public.confirm_pitch": Access(EVERYONE, args={"token": "not-a-token"}),
+    "editorial_public.answer_pitch": Access(EVERYONE, args={"token": "not-a-token"}),
+    "editorial_public.approval": Access(EVERYONE, args={"token": "not-a-token"}),
+}
+
 ACCESS: dict[str, Access] = {
     "static": Access(EVERYONE, args={"filename": "style.css"}),
     "core.home": Access(EVERYONE),
@@ -47,6 +95,7 @@ ACCESS: dict[str, Access] = {
     "admin.invite": Access(ADMIN_ROLES),
     "admin.audit_log": Access(ADMIN_ROLES),
     "editorial.index": Access(EDITORIAL_ROLES),
+    **EDITORIAL_ACCESS,
     "business.index": Access(BUSINESS_ROLES),
     # Last: it ends the session of the client that walks the table.
     "auth.logout": Access(EVERYONE, method="POST"),
