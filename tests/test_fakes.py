@@ -221,6 +221,109 @@ def test_stripe_down_or_slow_surfaces_as_sdk_errors_and_a_retry_charges_once(loc
     assert [i.id for i in client.v1.payment_intents.list().data] == [retried.id]
 
 
+# Checkout Sessions are not in localstripe: tests/fakes/localstripe_server.py adds them.
+
+
+def checkout_session(client: stripe.StripeClient, **extra):
+    params = {
+        "mode": "payment",
+        "line_items": [{"quantity": 1, "price_data": {
+            "currency": "eur", "unit_amount": 6500,
+            "product_data": {"name": "Kinderopvang Magazine, 1 year"}}}],
+        "payment_method_types": ["card", "bancontact"],
+        "success_url": "http://localhost/pay/return?session={CHECKOUT_SESSION_ID}",
+        "cancel_url": "http://localhost/pay/cancel",
+        "client_reference_id": "order-12",
+        "customer_email": "an@example.be",
+        "metadata": {"order_id": "12"},
+        "payment_intent_data": {"setup_future_usage": "off_session",
+                                "metadata": {"order_id": "12"}},
+        **extra,
+    }
+    return client.v1.checkout.sessions.create(params=params)
+
+
+def test_stripe_checkout_session_paid_by_card_returns_and_notifies(localstripe,
+                                                                   webhook_receiver):
+    localstripe.register_webhook("app", webhook_receiver.url, WEBHOOK_SECRET)
+    client = localstripe.client()
+    session = checkout_session(client)
+
+    page = requests.get(session.url, timeout=5)
+    answer = requests.post(session.url, data={"method": "card", "outcome": "succeed"},
+                           allow_redirects=False, timeout=5)
+
+    assert session.status == "open" and session.amount_total == 6500
+    assert page.status_code == 200 and "Bancontact" in page.text
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == f"http://localhost/pay/return?session={session.id}"
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.payment_status, done.client_reference_id) == (
+        "complete", "paid", "order-12")
+    intent = client.v1.payment_intents.retrieve(done.payment_intent)
+    assert (intent.status, intent.amount, intent.setup_future_usage) == (
+        "succeeded", 6500, "off_session")
+    saved = client.v1.payment_methods.list(params={"customer": done.customer, "type": "card"})
+    assert len(saved.data) == 1
+    hook = webhook_receiver.wait_for(lambda h: b'"checkout.session.completed"' in h.body)
+    event = stripe.Webhook.construct_event(hook.body, hook.headers["Stripe-Signature"],
+                                           WEBHOOK_SECRET)
+    assert event.data.object.id == session.id
+
+
+def test_stripe_checkout_bancontact_leaves_a_sepa_debit_method_for_renewals(localstripe):
+    client = localstripe.client()
+    session = checkout_session(client)
+
+    requests.post(session.url, data={"method": "bancontact"}, allow_redirects=False, timeout=5)
+
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    assert done.payment_status == "paid"
+    sepa = client.v1.payment_methods.list(params={"customer": done.customer,
+                                                  "type": "sepa_debit"}).data
+    assert [m.sepa_debit.country for m in sepa] == ["BE"]
+    renewal = client.v1.payment_intents.create(params={
+        "amount": 6500, "currency": "eur", "customer": done.customer,
+        "payment_method": sepa[0].id, "payment_method_types": ["sepa_debit"],
+        "confirm": True, "off_session": True})
+    assert renewal.status == "processing"
+
+
+def test_stripe_checkout_declined_card_stays_on_the_page(localstripe):
+    client = localstripe.client()
+    session = checkout_session(client)
+
+    answer = requests.post(session.url, data={"method": "card", "outcome": "decline"},
+                           allow_redirects=False, timeout=5)
+
+    assert answer.status_code == 402 and "declined" in answer.text
+    assert client.v1.checkout.sessions.retrieve(session.id).status == "open"
+
+
+def test_stripe_checkout_cancel_expire_and_setup_mode(localstripe):
+    client = localstripe.client()
+    customer = client.v1.customers.create(params={"email": "an@example.be"})
+    to_cancel, to_expire = checkout_session(client), checkout_session(client)
+    setup = client.v1.checkout.sessions.create(params={
+        "mode": "setup", "customer": customer.id, "currency": "eur",
+        "payment_method_types": ["sepa_debit"], "success_url": "http://localhost/ok"})
+
+    cancel = requests.post(to_cancel.url, data={"outcome": "cancel"}, allow_redirects=False,
+                           timeout=5)
+    expired = client.v1.checkout.sessions.expire(to_expire.id)
+    requests.post(setup.url, data={"method": "sepa_debit"}, allow_redirects=False, timeout=5)
+
+    assert cancel.headers["Location"] == "http://localhost/pay/cancel"
+    assert expired.status == "expired"
+    saved = client.v1.checkout.sessions.retrieve(setup.id)
+    assert (saved.status, saved.payment_status) == ("complete", "no_payment_required")
+    assert client.v1.setup_intents.retrieve(saved.setup_intent).status == "succeeded"
+    with pytest.raises(stripe.InvalidRequestError, match="price_data"):
+        client.v1.checkout.sessions.create(params={
+            "mode": "payment", "success_url": "http://localhost/ok",
+            "line_items": [{"price": "price_123", "quantity": 1}]})
+
+
 def test_localstripe_keeps_nothing_in_the_shared_tmp_pickle(localstripe):
     shared = Path("/tmp/localstripe.pickle")
     before = shared.stat().st_mtime_ns if shared.exists() else None
