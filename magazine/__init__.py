@@ -89,6 +89,7 @@ def _register_models() -> None:
     # Every model module, so that metadata (and Alembic) sees all tables.
     import editorial.models  # noqa: F401
     import magazine.models  # noqa: F401
+    import subscriptions.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -98,8 +99,10 @@ def _register_blueprints(app: Flask) -> None:
     from magazine.admin.views import bp as admin_bp
     from magazine.auth.views import bp as auth_bp
     from magazine.views import bp as core_bp
+    from subscriptions.office import bp as subscriptions_office_bp
     from subscriptions.views import bp as subscriptions_bp
 
-    for blueprint in (core_bp, auth_bp, admin_bp, editorial_bp, subscriptions_bp, business_bp):
+    for blueprint in (core_bp, auth_bp, admin_bp, editorial_bp, subscriptions_bp, business_bp,
+                      subscriptions_office_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(editorial_public_bp)

@@ -129,6 +129,19 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "MOLLIE_API_ENDPOINT": environ.get("MOLLIE_API_ENDPOINT", "").strip(),
         "BANK_IBAN": environ.get("BANK_IBAN", "").strip() or "BE71096123456769",
         "BANK_BIC": environ.get("BANK_BIC", "").strip() or "GKCCBEBB",
+        # The publisher on invoices (name, address, VAT number) and as the transfer's payee.
+        "PUBLISHER_NAME": environ.get("PUBLISHER_NAME", "").strip()
+        or "Kinderopvang Magazine vzw",
+        "PUBLISHER_ADDRESS": environ.get("PUBLISHER_ADDRESS", "").strip()
+        or "Grote Markt 1, 9000 Gent, België",
+        "PUBLISHER_VAT": environ.get("PUBLISHER_VAT", "").strip() or "BE0403019261",
+        "PUBLISHER_EMAIL": environ.get("PUBLISHER_EMAIL", "").strip()
+        or "abonnementen@kinderopvang.example",
+        # Unpaid orders: a reminder this many days before they expire, then they expire.
+        "ORDER_PAYMENT_DAYS": _int("ORDER_PAYMENT_DAYS", environ.get("ORDER_PAYMENT_DAYS"), 30),
+        "ORDER_REMINDER_DAYS": _int(
+            "ORDER_REMINDER_DAYS", environ.get("ORDER_REMINDER_DAYS"), 7
+        ),
         "PROXY_HOPS": _int("PROXY_HOPS", environ.get("PROXY_HOPS"), 0),
         # Cookies: Secure only when we are served over https (BASE_URL says so).
         "SESSION_COOKIE_SECURE": https,

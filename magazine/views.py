@@ -106,7 +106,11 @@ def healthz():
 @bp.route("/account")
 @login_required
 def account():
-    return render_template("account/index.html")
+    from subscriptions.views import account_context
+
+    return render_template(
+        "account/index.html", **account_context(current_user._get_current_object())
+    )
 
 
 @bp.route("/language", methods=["POST"])

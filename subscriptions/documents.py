@@ -1,0 +1,154 @@
+"""Invoices and credit notes as PDF (fpdf2: pure Python, no system packages), in the
+buyer's language, with the publisher's details from the settings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from fpdf import FPDF
+
+from subscriptions.models import CreditNote, Invoice
+from subscriptions.providers.bank_transfer import format_communication
+from subscriptions.states import OrderState
+
+# The PDF core fonts cover Latin-1 only; the euro sign is written as "EUR" and any other
+# character outside it is replaced, so that every name still prints.
+ENCODING = "latin-1"
+
+
+def _text(value: str) -> str:
+    return value.encode(ENCODING, "replace").decode(ENCODING)
+
+
+def _babel_locale(locale: str) -> str:
+    return "en" if locale.startswith("en") else "nl_BE"
+
+
+def _money(cents: int, locale: str) -> str:
+    text = format_currency(Decimal(cents).scaleb(-2), "EUR", locale=_babel_locale(locale))
+    return text.replace("€", "EUR").replace("\xa0", " ")
+
+
+def _percent(rate_bp: int, locale: str) -> str:
+    return format_decimal(Decimal(rate_bp).scaleb(-2), locale=_babel_locale(locale)) + "%"
+
+
+class _Document(FPDF):
+    def __init__(self, locale: str) -> None:
+        super().__init__(format="A4")
+        self.locale = locale
+        self.set_auto_page_break(auto=True, margin=20)
+        self.set_margins(20, 20, 20)
+        self.add_page()
+
+    def line_text(self, text: str, *, size: int = 10, bold: bool = False, height: float = 5,
+                  align: str = "L") -> None:
+        self.set_font("Helvetica", "B" if bold else "", size)
+        self.multi_cell(0, height, _text(text), align=align, new_x="LMARGIN", new_y="NEXT")
+
+    def row(self, cells: list[tuple[str, float, str]], *, bold: bool = False) -> None:
+        self.set_font("Helvetica", "B" if bold else "", 9)
+        for text, width, align in cells:
+            self.cell(width, 6, _text(text), border="B", align=align)
+        self.ln(6)
+
+
+def _header(pdf: _Document, title: str, number: str, issue_date, locale: str) -> None:
+    config = current_app.config
+    pdf.line_text(config["PUBLISHER_NAME"], size=14, bold=True, height=7)
+    pdf.line_text(config["PUBLISHER_ADDRESS"])
+    pdf.line_text(_("VAT number: %(vat)s", vat=config["PUBLISHER_VAT"]))
+    pdf.line_text(f"IBAN {config['BANK_IBAN']}  BIC {config['BANK_BIC']}")
+    pdf.line_text(config["PUBLISHER_EMAIL"])
+    pdf.ln(6)
+    pdf.line_text(f"{title} {number}", size=16, bold=True, height=8)
+    pdf.line_text(_("Date: %(date)s", date=format_date(issue_date, "long",
+                                                        locale=_babel_locale(locale))))
+
+
+def _buyer(pdf: _Document, doc: Invoice | CreditNote) -> None:
+    pdf.ln(3)
+    pdf.line_text(_("Bill to"), bold=True)
+    for part in (doc.buyer_organisation, doc.buyer_name, *doc.buyer_address.splitlines()):
+        if part:
+            pdf.line_text(part)
+    if doc.buyer_vat_number:
+        pdf.line_text(_("VAT number: %(vat)s", vat=doc.buyer_vat_number))
+    pdf.ln(4)
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    locale = invoice.locale
+    order = invoice.order
+    with force_locale(locale):
+        pdf = _Document(locale)
+        _header(pdf, _("Invoice"), invoice.number, invoice.issue_date, locale)
+        pdf.line_text(_("Order: %(ref)s", ref=order.reference))
+        if order.billing_po_reference:
+            pdf.line_text(_("Your reference: %(ref)s", ref=order.billing_po_reference))
+        _buyer(pdf, invoice)
+        widths = (78, 16, 26, 14, 36)
+        pdf.row([(_("Description"), widths[0], "L"), (_("Qty"), widths[1], "R"),
+                 (_("Unit price"), widths[2], "R"), (_("VAT"), widths[3], "R"),
+                 (_("Amount"), widths[4], "R")], bold=True)
+        groups: dict[int, list[int]] = {}
+        for line in order.lines:
+            pdf.row([(line.description[:48], widths[0], "L"), (str(line.quantity), widths[1], "R"),
+                     (_money(line.unit_cents, locale), widths[2], "R"),
+                     (_percent(line.vat_rate_bp, locale), widths[3], "R"),
+                     (_money(line.gross_cents, locale), widths[4], "R")])
+            group = groups.setdefault(line.vat_rate_bp, [0, 0])
+            group[0] += line.net_cents
+            group[1] += line.vat_cents
+        pdf.ln(3)
+        for rate, (net, vat) in sorted(groups.items()):
+            pdf.line_text(_("Taxable amount at %(rate)s: %(net)s, VAT %(vat)s",
+                            rate=_percent(rate, locale), net=_money(net, locale),
+                            vat=_money(vat, locale)), align="R")
+        pdf.line_text(_("Total excluding VAT: %(amount)s",
+                        amount=_money(invoice.total_cents - invoice.vat_cents, locale)),
+                      align="R")
+        pdf.line_text(_("VAT: %(amount)s", amount=_money(invoice.vat_cents, locale)), align="R")
+        pdf.line_text(_("Total: %(amount)s", amount=_money(invoice.total_cents, locale)),
+                      bold=True, size=12, align="R", height=7)
+        pdf.ln(5)
+        if order.state == OrderState.PAID:
+            pdf.line_text(_("Paid. Thank you."), bold=True)
+        else:
+            pdf.line_text(_("Please pay before %(date)s", date=format_date(
+                invoice.due_date, "long", locale=_babel_locale(locale))), bold=True)
+            pdf.line_text(_("to IBAN %(iban)s (BIC %(bic)s), beneficiary %(name)s,",
+                            iban=current_app.config["BANK_IBAN"],
+                            bic=current_app.config["BANK_BIC"],
+                            name=current_app.config["PUBLISHER_NAME"]))
+        pdf.line_text(_("with the structured communication %(communication)s",
+                        communication=format_communication(order.structured_communication)))
+        pdf.ln(4)
+        pdf.line_text(_("Periodicals are taxed at the reduced Belgian VAT rate of 6%."),
+                      size=8)
+        return bytes(pdf.output())
+
+
+def credit_note_pdf(note: CreditNote) -> bytes:
+    locale = note.locale
+    invoice = note.invoice
+    with force_locale(locale):
+        pdf = _Document(locale)
+        _header(pdf, _("Credit note"), note.number, note.issue_date, locale)
+        pdf.line_text(_("Credits invoice %(number)s of %(date)s", number=invoice.number,
+                        date=format_date(invoice.issue_date, "long",
+                                         locale=_babel_locale(locale))))
+        if note.reason:
+            pdf.line_text(_("Reason: %(reason)s", reason=note.reason))
+        _buyer(pdf, note)
+        pdf.line_text(_("Total excluding VAT: %(amount)s",
+                        amount=_money(-(note.total_cents - note.vat_cents), locale)), align="R")
+        pdf.line_text(_("VAT: %(amount)s", amount=_money(-note.vat_cents, locale)), align="R")
+        pdf.line_text(_("Total: %(amount)s", amount=_money(-note.total_cents, locale)),
+                      bold=True, size=12, align="R", height=7)
+        return bytes(pdf.output())

@@ -1,0 +1,74 @@
+"""Scheduled work of subscriptions: unpaid orders get a reminder, then expire."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from apscheduler.triggers.cron import CronTrigger
+from flask import current_app
+
+from magazine.clock import BRUSSELS, now_utc
+from magazine.db import db
+from magazine.jobs import Progress, register_job
+from subscriptions import services
+from subscriptions.models import Order
+from subscriptions.states import OrderState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExpireOrdersResult:
+    reminded: int = 0
+    expired: int = 0
+    skipped: int = 0
+
+    def summary(self) -> str:
+        return (f"expire-orders: {self.reminded} reminded, {self.expired} expired, "
+                f"{self.skipped} taken by another run")
+
+
+@register_job("expire-orders", CronTrigger(hour="*", minute=17, timezone=BRUSSELS),
+              "remind unpaid orders, then expire them (their invoice is credited)")
+def expire_orders(progress: Progress) -> ExpireOrdersResult:
+    """Each order in its own transaction. The reminder is claimed by a conditional update;
+    the expiry by the state move itself (`awaiting_payment` → `expired` changes one row
+    once), so two runs at the same time never mail or credit twice."""
+    result = ExpireOrdersResult()
+    now = now_utc()
+    remind_before = timedelta(days=current_app.config["ORDER_REMINDER_DAYS"])
+    due_ids = db.session.scalars(
+        sa.select(Order.id).where(
+            Order.state == OrderState.AWAITING_PAYMENT,
+            sa.or_(Order.expires_at <= now,
+                   sa.and_(Order.reminder_sent_at.is_(None),
+                           Order.expires_at <= now + remind_before)),
+        ).order_by(Order.expires_at)
+    ).all()
+    db.session.rollback()
+    progress.start(len(due_ids))
+    for order_id in due_ids:
+        progress.advance(1)
+        order = db.session.get(Order, order_id)
+        try:
+            if order.state != OrderState.AWAITING_PAYMENT:
+                result.skipped += 1
+            elif order.expires_at <= now:
+                services.close_unpaid_order(order, to=OrderState.EXPIRED, actor=None,
+                                            reason="not paid in time")
+                result.expired += 1
+            elif services.remind_unpaid_order(order):
+                result.reminded += 1
+            else:
+                result.skipped += 1
+            db.session.commit()
+        except services.StaleState:
+            db.session.rollback()
+            result.skipped += 1
+        except Exception:
+            db.session.rollback()
+            log.exception("expire-orders: order %s failed", order_id)
+    return result

@@ -1,0 +1,491 @@
+"""Plans, promo codes, orders, payments, subscriptions, delivery addresses and the legal
+documents (invoices and credit notes, numbered per year without gaps)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from editorial.models import Issue
+from magazine.clock import now_utc
+from magazine.db import UTCDateTime, db
+from magazine.models import User, str_enum
+from subscriptions.states import OrderState, PaymentState, SubscriptionState
+
+DEFAULT_VAT_RATE_BP = 600  # 6%: Belgian VAT on newspapers and periodicals
+
+
+class PlanKind(enum.StrEnum):
+    PRINT = "print"
+    DIGITAL = "digital"
+    PRINT_DIGITAL = "print_digital"
+    ORGANISATION = "organisation"
+    STUDENT = "student"
+    GIFT = "gift"
+
+
+class Zone(enum.StrEnum):
+    """Shipping zones for print: Belgium, the Netherlands, the rest of the EU."""
+
+    BE = "BE"
+    NL = "NL"
+    EU = "EU"
+
+
+# Countries we deliver print to (ISO 3166 alpha-2), the EU.
+EU_COUNTRIES = (
+    "BE", "NL", "LU", "FR", "DE", "AT", "BG", "CY", "CZ", "DK", "EE", "ES", "FI", "GR", "HR",
+    "HU", "IE", "IT", "LT", "LV", "MT", "PL", "PT", "RO", "SE", "SI", "SK",
+)
+
+
+def zone_for_country(country: str) -> Zone:
+    if country == "BE":
+        return Zone.BE
+    if country == "NL":
+        return Zone.NL
+    return Zone.EU
+
+
+class Plan(db.Model):
+    """A formule: what a subscriber buys, with its price per term (VAT included)."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        sa.CheckConstraint("price_cents > 0", name="price_positive"),
+        sa.CheckConstraint("issues_per_term > 0", name="issues_positive"),
+        sa.CheckConstraint("vat_rate_bp >= 0", name="vat_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name_nl: Mapped[str] = mapped_column(sa.String(120))
+    name_en: Mapped[str] = mapped_column(sa.String(120))
+    description_nl: Mapped[str] = mapped_column(sa.Text, default="")
+    description_en: Mapped[str] = mapped_column(sa.Text, default="")
+    kind: Mapped[PlanKind] = mapped_column(str_enum(PlanKind))
+    price_cents: Mapped[int]
+    vat_rate_bp: Mapped[int] = mapped_column(default=DEFAULT_VAT_RATE_BP)
+    issues_per_term: Mapped[int]
+    includes_print: Mapped[bool] = mapped_column(default=True)
+    includes_digital: Mapped[bool] = mapped_column(default=False)
+    # Per copy per term, on top of the price, for print outside the free zone.
+    shipping_be_cents: Mapped[int] = mapped_column(default=0)
+    shipping_nl_cents: Mapped[int] = mapped_column(default=0)
+    shipping_eu_cents: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    price_bands: Mapped[list[PlanPriceBand]] = relationship(
+        back_populates="plan", cascade="all, delete-orphan", order_by="PlanPriceBand.min_copies",
+        lazy="selectin",
+    )
+
+    def name(self, locale: str) -> str:
+        return self.name_en if locale.startswith("en") else self.name_nl
+
+    def description(self, locale: str) -> str:
+        return self.description_en if locale.startswith("en") else self.description_nl
+
+    @property
+    def allows_copies(self) -> bool:
+        """Only organisations order several copies of one subscription."""
+        return self.kind == PlanKind.ORGANISATION
+
+    @property
+    def is_gift(self) -> bool:
+        return self.kind == PlanKind.GIFT
+
+    def shipping_cents(self, zone: Zone) -> int:
+        if not self.includes_print:
+            return 0
+        return {
+            Zone.BE: self.shipping_be_cents, Zone.NL: self.shipping_nl_cents,
+            Zone.EU: self.shipping_eu_cents,
+        }[zone]
+
+    def band_tuples(self) -> list[tuple[int, int]]:
+        return [(band.min_copies, band.price_cents) for band in self.price_bands]
+
+    def __repr__(self) -> str:
+        return f"<Plan {self.code}>"
+
+
+class PlanPriceBand(db.Model):
+    """Volume price for organisations: from `min_copies` copies, each costs `price_cents`."""
+
+    __tablename__ = "plan_price_bands"
+    __table_args__ = (
+        sa.UniqueConstraint("plan_id", "min_copies"),
+        sa.CheckConstraint("min_copies > 1", name="min_copies_above_one"),
+        sa.CheckConstraint("price_cents > 0", name="price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id", ondelete="CASCADE"))
+    min_copies: Mapped[int]
+    price_cents: Mapped[int]
+
+    plan: Mapped[Plan] = relationship(back_populates="price_bands")
+
+
+class PromoKind(enum.StrEnum):
+    PERCENT = "percent"
+    FIXED = "fixed"
+
+
+promo_code_plans = sa.Table(
+    "promo_code_plans",
+    db.metadata,
+    sa.Column("promo_code_id", sa.ForeignKey("promo_codes.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("plan_id", sa.ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class PromoCode(db.Model):
+    """A campaign code. `used_count` only grows through a conditional update (see
+    services.claim_promo_code), so `max_uses` holds under concurrent checkouts."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (
+        sa.CheckConstraint("used_count >= 0", name="used_not_negative"),
+        sa.CheckConstraint("max_uses IS NULL OR used_count <= max_uses", name="within_max_uses"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    description: Mapped[str] = mapped_column(sa.String(200), default="")
+    kind: Mapped[PromoKind] = mapped_column(str_enum(PromoKind))
+    percent_bp: Mapped[int] = mapped_column(default=0)  # 1500 = 15%
+    amount_cents: Mapped[int] = mapped_column(default=0)
+    valid_from: Mapped[date | None]
+    valid_until: Mapped[date | None]
+    max_uses: Mapped[int | None]
+    used_count: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    plans: Mapped[list[Plan]] = relationship(secondary=promo_code_plans, lazy="selectin")
+
+
+class SingleCopyOffer(db.Model):
+    """A single copy or back issue for sale while stock lasts. `stock` only shrinks through
+    a conditional update (`stock >= n`), so it never goes below zero."""
+
+    __tablename__ = "single_copy_offers"
+    __table_args__ = (
+        sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
+        sa.CheckConstraint("price_cents > 0", name="price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(sa.ForeignKey("issues.id"), unique=True)
+    price_cents: Mapped[int]
+    vat_rate_bp: Mapped[int] = mapped_column(default=DEFAULT_VAT_RATE_BP)
+    stock: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    issue: Mapped[Issue] = relationship(lazy="joined")
+
+
+class Order(db.Model):
+    """Money owed. Billing details are copied onto the order (and its invoice) when it is
+    placed, so later changes to the account do not rewrite history."""
+
+    __tablename__ = "orders"
+    __table_args__ = (sa.Index("ix_orders_state_expires", "state", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    state: Mapped[OrderState] = mapped_column(
+        str_enum(OrderState), default=OrderState.AWAITING_PAYMENT
+    )
+    locale: Mapped[str] = mapped_column(sa.String(8), default="nl_BE")
+    # Belgian structured communication: 12 digits, the last two the check digits.
+    structured_communication: Mapped[str] = mapped_column(sa.String(12), unique=True)
+    provider: Mapped[str] = mapped_column(sa.String(32), default="bank_transfer")
+    billing_name: Mapped[str] = mapped_column(sa.String(200))
+    billing_email: Mapped[str] = mapped_column(sa.String(254))
+    billing_organisation: Mapped[str] = mapped_column(sa.String(200), default="")
+    billing_vat_number: Mapped[str] = mapped_column(sa.String(20), default="")
+    billing_po_reference: Mapped[str] = mapped_column(sa.String(60), default="")
+    billing_street: Mapped[str] = mapped_column(sa.String(200), default="")
+    billing_postcode: Mapped[str] = mapped_column(sa.String(12), default="")
+    billing_city: Mapped[str] = mapped_column(sa.String(100), default="")
+    billing_country: Mapped[str] = mapped_column(sa.String(2), default="BE")
+    promo_code_id: Mapped[int | None] = mapped_column(sa.ForeignKey("promo_codes.id"))
+    total_cents: Mapped[int]
+    vat_cents: Mapped[int]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    user: Mapped[User | None] = relationship()
+    promo_code: Mapped[PromoCode | None] = relationship()
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.position",
+        lazy="selectin",
+    )
+    payments: Mapped[list[Payment]] = relationship(
+        back_populates="order", order_by="Payment.id"
+    )
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="order", foreign_keys="Subscription.order_id"
+    )
+    invoice: Mapped[Invoice | None] = relationship(back_populates="order", uselist=False)
+
+    @property
+    def reference(self) -> str:
+        return f"B{self.id:06d}"
+
+    @property
+    def net_cents(self) -> int:
+        return self.total_cents - self.vat_cents
+
+    @property
+    def formatted_communication(self) -> str:
+        from subscriptions.providers.bank_transfer import format_communication
+
+        return format_communication(self.structured_communication)
+
+
+class OrderLine(db.Model):
+    """One line as priced when the order was placed (see subscriptions.pricing)."""
+
+    __tablename__ = "order_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"),
+                                          index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    description: Mapped[str] = mapped_column(sa.String(300))
+    plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"))
+    offer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("single_copy_offers.id"))
+    quantity: Mapped[int]
+    unit_cents: Mapped[int]
+    vat_rate_bp: Mapped[int]
+    gross_cents: Mapped[int]
+    vat_cents: Mapped[int]
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def net_cents(self) -> int:
+        return self.gross_cents - self.vat_cents
+
+
+class Payment(db.Model):
+    """Money received (or expected) for an order, through one provider."""
+
+    __tablename__ = "payments"
+    __table_args__ = (sa.UniqueConstraint("provider", "provider_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    provider_ref: Mapped[str | None] = mapped_column(sa.String(100))
+    state: Mapped[PaymentState] = mapped_column(str_enum(PaymentState), default=PaymentState.OPEN)
+    amount_cents: Mapped[int]
+    note: Mapped[str] = mapped_column(sa.String(300), default="")
+    recorded_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    received_on: Mapped[date | None]
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    order: Mapped[Order] = relationship(back_populates="payments")
+    refunds: Mapped[list[Refund]] = relationship(back_populates="payment", order_by="Refund.id")
+
+
+class Refund(db.Model):
+    """Money paid back against a paid payment, recorded once per provider id."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (sa.UniqueConstraint("provider", "provider_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    provider_ref: Mapped[str | None] = mapped_column(sa.String(100))
+    amount_cents: Mapped[int]
+    reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+
+
+class Subscription(db.Model):
+    """A subscriber's entitlement, counted in issues. Each dispatch uses one per copy group;
+    renewal adds a term."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        sa.CheckConstraint("copies > 0", name="copies_positive"),
+        sa.CheckConstraint("issues_remaining >= 0", name="remaining_not_negative"),
+        sa.Index("ix_subscriptions_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    state: Mapped[SubscriptionState] = mapped_column(
+        str_enum(SubscriptionState), default=SubscriptionState.PENDING_PAYMENT
+    )
+    copies: Mapped[int] = mapped_column(default=1)
+    issues_granted: Mapped[int]
+    issues_remaining: Mapped[int]
+    first_issue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("issues.id"))
+    auto_renew: Mapped[bool] = mapped_column(default=True)
+    cancel_reason: Mapped[str] = mapped_column(sa.String(500), default="")
+    next_plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"))
+    complimentary: Mapped[bool] = mapped_column(default=False)
+    note: Mapped[str] = mapped_column(sa.String(300), default="")
+    gift_recipient_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    gift_recipient_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    gift_message: Mapped[str] = mapped_column(sa.Text, default="")
+    gift_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    subscriber: Mapped[User | None] = relationship(foreign_keys=[subscriber_id])
+    plan: Mapped[Plan] = relationship(foreign_keys=[plan_id], lazy="joined")
+    next_plan: Mapped[Plan | None] = relationship(foreign_keys=[next_plan_id])
+    order: Mapped[Order | None] = relationship(back_populates="subscriptions",
+                                               foreign_keys=[order_id])
+    first_issue: Mapped[Issue | None] = relationship()
+    addresses: Mapped[list[DeliveryAddress]] = relationship(
+        back_populates="subscription", cascade="all, delete-orphan",
+        order_by="(DeliveryAddress.group_no, DeliveryAddress.id)", lazy="selectin",
+    )
+
+    @property
+    def is_gift(self) -> bool:
+        return bool(self.gift_recipient_email)
+
+
+class DeliveryAddress(db.Model):
+    """Where a group of a subscription's copies goes, from an issue on.
+
+    A change never overwrites: it adds a row that takes effect from a later issue
+    (`effective_from_issue_id`; none: from the start), so a dispatch already prepared keeps
+    the address it had and the page can say from which issue the new one applies."""
+
+    __tablename__ = "delivery_addresses"
+    __table_args__ = (sa.CheckConstraint("copies > 0", name="copies_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    group_no: Mapped[int] = mapped_column(default=1)
+    copies: Mapped[int] = mapped_column(default=1)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    organisation: Mapped[str] = mapped_column(sa.String(200), default="")
+    street: Mapped[str] = mapped_column(sa.String(200))
+    postcode: Mapped[str] = mapped_column(sa.String(12))
+    city: Mapped[str] = mapped_column(sa.String(100))
+    country: Mapped[str] = mapped_column(sa.String(2), default="BE")
+    effective_from_issue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("issues.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="addresses")
+    effective_from_issue: Mapped[Issue | None] = relationship()
+
+    def lines(self) -> list[str]:
+        return [x for x in (self.name, self.organisation, self.street,
+                            f"{self.postcode} {self.city}", self.country) if x]
+
+
+class DocumentCounter(db.Model):
+    """The last number used per series and year. Taken under a row lock in the transaction
+    that issues the document, so numbers have no gaps and no doubles (see
+    services.next_document_number)."""
+
+    __tablename__ = "document_counters"
+
+    series: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    last_number: Mapped[int] = mapped_column(default=0)
+
+
+class _BuyerSnapshot:
+    """Columns both legal documents copy from the order at the moment they are issued."""
+
+    buyer_name: Mapped[str] = mapped_column(sa.String(200))
+    buyer_organisation: Mapped[str] = mapped_column(sa.String(200), default="")
+    buyer_vat_number: Mapped[str] = mapped_column(sa.String(20), default="")
+    buyer_address: Mapped[str] = mapped_column(sa.String(400), default="")
+    buyer_email: Mapped[str] = mapped_column(sa.String(254), default="")
+    locale: Mapped[str] = mapped_column(sa.String(8), default="nl_BE")
+
+
+class Invoice(_BuyerSnapshot, db.Model):
+    """A factuur: issued when an order is confirmed; its number never changes."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (sa.UniqueConstraint("year", "sequence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    year: Mapped[int]
+    sequence: Mapped[int]
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), unique=True)
+    issue_date: Mapped[date]
+    due_date: Mapped[date]
+    total_cents: Mapped[int]
+    vat_cents: Mapped[int]
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    order: Mapped[Order] = relationship(back_populates="invoice")
+    credit_notes: Mapped[list[CreditNote]] = relationship(back_populates="invoice",
+                                                          order_by="CreditNote.id")
+
+
+class CreditNote(_BuyerSnapshot, db.Model):
+    """A creditnota: corrects or cancels (part of) an invoice; numbered in its own series."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (sa.UniqueConstraint("year", "sequence"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(sa.String(20), unique=True)
+    year: Mapped[int]
+    sequence: Mapped[int]
+    invoice_id: Mapped[int] = mapped_column(sa.ForeignKey("invoices.id"), index=True)
+    issue_date: Mapped[date]
+    reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    total_cents: Mapped[int]  # positive: the amount credited
+    vat_cents: Mapped[int]
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="credit_notes")
+
+
+def to_dict(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A row's columns as JSON-friendly values (data export)."""
+    result: dict[str, Any] = {}
+    for column in obj.__table__.columns:
+        if column.key in exclude:
+            continue
+        value = getattr(obj, column.key)
+        if isinstance(value, datetime | date):
+            value = value.isoformat()
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        result[column.key] = value
+    return result
