@@ -50,4 +50,7 @@ def load_demo() -> DemoResult:
         create_user(email, name, DEMO_PASSWORD, roles={role}, verified=True)
         result.created.append(email)
     db.session.commit()
+    from editorial.demo import load_editorial_demo
+
+    load_editorial_demo()
     return result
