@@ -142,7 +142,7 @@ def checkout():
         for issue in issues
     ]
     providers = checkout_providers(current_app)
-    form.provider.choices = [SelectChoice(p.name, _(p.label)) for p in providers]
+    form.provider.choices = [SelectChoice(p.name, str(p.label)) for p in providers]
     if request.method == "GET":
         wanted = request.args.get("plan", "")
         chosen = next((p for p in plans_offered if p.code == wanted), plans_offered[0])

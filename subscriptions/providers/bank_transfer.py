@@ -12,6 +12,7 @@ from decimal import Decimal
 import segno
 import segno.helpers
 from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
 from stdnum.be import ogm_vcs
 
 from subscriptions.providers.base import (
@@ -50,7 +51,7 @@ def epc_qr(
 
 class BankTransferProvider:
     name = "bank_transfer"
-    label = "Bank transfer"
+    label = _l("Bank transfer")
     online = False
 
     def is_available(self, app: Flask) -> bool:

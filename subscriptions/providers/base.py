@@ -55,7 +55,7 @@ class RefundResult:
 
 class PaymentProvider(Protocol):
     name: str
-    label: str  # shown at checkout (translated by the caller)
+    label: str  # shown at checkout (a lazy translation)
     online: bool  # True: the buyer pays now on the provider's page
 
     def is_available(self, app: Flask) -> bool:

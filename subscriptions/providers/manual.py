@@ -4,6 +4,7 @@ a study day, a partner's invoice). The coordinator records them; nothing is char
 from __future__ import annotations
 
 from flask import Flask
+from flask_babel import lazy_gettext as _l
 
 from subscriptions.providers.base import ChargeResult, NotSupported, PaymentStart, RefundResult
 from subscriptions.states import PaymentState
@@ -11,7 +12,7 @@ from subscriptions.states import PaymentState
 
 class ManualProvider:
     name = "manual"
-    label = "Manual payment"
+    label = _l("Manual payment")
     online = False
 
     def is_available(self, app: Flask) -> bool:
