@@ -53,4 +53,8 @@ def load_demo() -> DemoResult:
     from editorial.demo import load_editorial_demo
 
     load_editorial_demo()
+    # After the editorial demo: subscriptions start with its upcoming issues.
+    from subscriptions.demo import load_subscriptions_demo
+
+    load_subscriptions_demo()
     return result
