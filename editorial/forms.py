@@ -194,3 +194,61 @@ class ApprovalForm(FlaskForm):
                             description=_l("Only needed if something should still change."))
     approve = SubmitField(_l("I approve this text"))
     send_remarks = SubmitField(_l("Send my remarks"))
+
+
+class WriteForm(FlaskForm):
+    body = TextAreaField(_l("Text (Markdown)"), validators=[Length(max=200_000)],
+                         description=_l("# for a title, ## for a subtitle, *italic*, **bold**, "
+                                        "- for a list. An empty line starts a new paragraph."))
+    note = StringField(_l("What changed? (optional)"), validators=[Length(max=500)],
+                       filters=[strip])
+    save = SubmitField(_l("Save this version"))
+    preview = SubmitField(_l("Preview"))
+
+
+CONSENT_CHOICES = [
+    SelectChoice("missing", _l("Consent missing (recognisable children, no consent yet)")),
+    SelectChoice("on_file", _l("Consent on file")),
+    SelectChoice("not_needed", _l("Not needed (no recognisable children)")),
+]
+
+
+class ImageForm(FlaskForm):
+    file = FileField(_l("Picture (JPEG, PNG or WebP)"))
+    caption = StringField(_l("Caption"), validators=[Length(max=500)], filters=[strip])
+    credit = StringField(_l("Credit"), validators=[Length(max=200)], filters=[strip],
+                         description=_l("Who made the picture: “Foto: Name”."))
+    consent = SelectField(_l("Consent of the parents"), choices=CONSENT_CHOICES,
+                          default="missing")
+
+
+class ImageEditForm(ImageForm):
+    file = None
+
+
+class ReaderForm(FlaskForm):
+    reader = id_select(_l("Board member or reviewer"), validators=[Optional()])
+    name = StringField(_l("…or an external reader: name"), validators=[Length(max=200)],
+                       filters=[strip])
+    email = StringField(_l("External reader's e-mail"),
+                        validators=[Optional(), Email(check_deliverability=False),
+                                    Length(max=254)], filters=[strip])
+    due_date = DateField(_l("Due date"), validators=[InputRequired(_l("Choose a due date."))])
+
+
+class ReviewForm(FlaskForm):
+    recommendation = RadioField(_l("Your advice"), choices=[
+        SelectChoice("accept", _l("Accept as it is")),
+        SelectChoice("minor", _l("Minor changes")),
+        SelectChoice("major", _l("Major changes")),
+        SelectChoice("reject", _l("Do not publish")),
+    ], validators=[InputRequired(_l("Choose your advice."))])
+    comments_for_author = TextAreaField(
+        _l("For the author"), validators=[DataRequired(_l("Write a few words for the author.")),
+                                          Length(max=10_000)], filters=[strip],
+        description=_l("The author reads this (without your name)."))
+    confidential_note = TextAreaField(
+        _l("Confidential note for the editors"), validators=[Length(max=5000)],
+        filters=[strip], description=_l("Only the editors read this; never the author."))
+
+

@@ -4,12 +4,12 @@ final text, read as an external reviewer). Each link opens only its own object."
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from editorial import services
-from editorial.forms import AnswerForm, ApprovalForm, PublicPitchForm, choices
-from editorial.models import Rubric
+from editorial.forms import AnswerForm, ApprovalForm, PublicPitchForm, ReviewForm, choices
+from editorial.models import Recommendation, Rubric
 from editorial.text import render_markdown
 from magazine.db import db
 from magazine.errors import DomainError
@@ -111,3 +111,35 @@ def approval(token: str):
         "editorial/public/approval.html", article=article, form=form,
         body=render_markdown(article.current.body if article.current else ""),
     ), 400 if form.errors else 200
+
+
+@bp.route("/review/<token>", methods=["GET", "POST"])
+def review(token: str):
+    """An external reader's page: the text of the round and the form, nothing else."""
+    try:
+        reading = services.review_by_link(token)
+    except DomainError as error:
+        return _link_error(error)
+    form = ReviewForm(obj=reading if reading.submitted_at and not form_posted() else None)
+    if form.validate_on_submit():
+        try:
+            services.submit_review(
+                reading, token=token, recommendation=Recommendation(form.recommendation.data),
+                comments_for_author=form.comments_for_author.data,
+                confidential_note=form.confidential_note.data or "")
+        except DomainError as error:
+            db.session.rollback()
+            show_domain_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("Thank you! Your reading is with the editor-in-chief."), "success")
+            return redirect(url_for("editorial_public.review", token=token))
+    revision = reading.round.revision or reading.round.article.current
+    return render_template(
+        "editorial/review.html", review=reading, form=form,
+        body=render_markdown(revision.body if revision else ""),
+    ), 400 if form.errors else 200
+
+
+def form_posted() -> bool:
+    return request.method == "POST"

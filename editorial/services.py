@@ -10,6 +10,7 @@ sending an issue to the printer, ...) add their own data and then call the move 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import re
 import secrets
@@ -19,11 +20,14 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from PIL import Image, UnidentifiedImageError
 
 from editorial.models import (
     Article,
+    ArticleImage,
     ArticleState,
     Comment,
+    Consent,
     DeclineReason,
     FlatplanSlot,
     Issue,
@@ -33,12 +37,18 @@ from editorial.models import (
     Pitch,
     PitchState,
     PitchVote,
+    Recommendation,
+    Review,
+    ReviewRound,
+    Revision,
+    RevisionKind,
     Rubric,
     Vote,
 )
 from editorial.states import (
     ARTICLE_MOVES,
     ARTICLE_STATE_LABELS,
+    FINAL_ARTICLE_STATES,
     ISSUE_MOVES,
     ISSUE_STATE_LABELS,
     OPEN_PITCH_STATES,
@@ -48,6 +58,7 @@ from editorial.states import (
     Moves,
     Party,
 )
+from editorial.text import docx_to_markdown, word_count
 from magazine import audit
 from magazine.auth.services import find_user_by_email, invite_user, normalize_email
 from magazine.clock import BRUSSELS, now_utc
@@ -133,7 +144,8 @@ def is_proposer(pitch: Pitch, user: User | None) -> bool:
 
 
 def is_author(article: Article, user: User | None) -> bool:
-    return user is not None and article.author_id == user.id
+    author_id = article.author_id or (article.author.id if article.author else None)
+    return user is not None and author_id == user.id
 
 
 def pitch_moves_for(pitch: Pitch, actor: User | None) -> list[PitchState]:
@@ -210,6 +222,8 @@ def move_article(article: Article, to: ArticleState, *, actor: User | None, note
     if to in (ArticleState.DRAFT_SUBMITTED,) and not article.revisions:
         raise DomainError(_("Write or upload the text before you submit it."))
     article.state = to
+    if source == ArticleState.IN_REVIEW and open_round(article) is not None:
+        open_round(article).closed_at = now_utc()
     if to == ArticleState.DEFERRED and article.slot is not None:
         # Back to the stock: it leaves the issue's flatplan.
         db.session.delete(article.slot)
@@ -873,8 +887,6 @@ def accept_pitch(pitch: Pitch, *, actor: User, commission: Commission, note: str
 # ---------------------------------------------------------------- articles
 
 def _reads(user: User) -> sa.Select:
-    from editorial.models import Review, ReviewRound
-
     return (sa.select(ReviewRound.article_id).join(Review, Review.round_id == ReviewRound.id)
             .where(Review.reader_id == user.id))
 
@@ -893,6 +905,249 @@ def visible_articles(user: User) -> sa.Select:
         statement = statement.where(sa.or_(Article.author_id == user.id,
                                            Article.id.in_(_reads(user))))
     return statement.order_by(Article.deadline.is_(None), Article.deadline, Article.id)
+
+
+# Who may change the text in which state: the author while writing, the copy editor (and
+# the chief) in production. A submitted text is frozen until the chief decides.
+AUTHOR_WRITING_STATES = frozenset({ArticleState.COMMISSIONED,
+                                   ArticleState.REVISIONS_REQUESTED})
+EDITING_STATES = frozenset({ArticleState.ACCEPTED, ArticleState.COPYEDITING,
+                            ArticleState.READY_FOR_LAYOUT, ArticleState.IN_LAYOUT,
+                            ArticleState.PROOF})
+
+
+def can_edit_text(user: User, article: Article) -> bool:
+    if article.state in AUTHOR_WRITING_STATES:
+        return is_author(article, user) or user.has_role(Role.EDITOR_IN_CHIEF)
+    if article.state in EDITING_STATES:
+        return user.has_any_role(PLANNING_ROLES)
+    return False
+
+
+def save_revision(article: Article, *, actor: User, body: str, note: str = "",
+                  kind: RevisionKind | None = None) -> Revision | None:
+    """Every save is a new revision (numbered per article). Saving the same text again adds
+    nothing (None)."""
+    if not can_edit_text(actor, article):
+        raise PermissionDenied(_("You cannot change this text now (%(state)s).",
+                                 state=ARTICLE_STATE_LABELS[article.state]))
+    body = body.replace("\r\n", "\n").strip() + "\n"
+    if len(body) > 200_000:
+        raise DomainError(_("This text is too long for one article."), field="body")
+    current = article.current
+    if current is not None and current.body == body:
+        return None
+    if kind is None:
+        kind = RevisionKind.DRAFT if is_author(article, actor) else RevisionKind.COPYEDIT
+    revision = Revision(article=article, number=(current.number + 1) if current else 1,
+                        body=body, word_count=word_count(body), kind=kind,
+                        note=note.strip()[:500], saved_by=actor)
+    db.session.add(revision)
+    db.session.flush()
+    audit.record("article.saved", "article", article.id, actor=actor, revision=revision.number,
+                 words=revision.word_count, kind=kind.value)
+    return revision
+
+
+def import_docx(article: Article, *, actor: User, data: bytes, filename: str = "") -> Revision:
+    """A Word file becomes the next revision (converted to Markdown by mammoth)."""
+    body = docx_to_markdown(data)
+    if not body.strip():
+        raise DomainError(_("This Word file holds no text."), field="file")
+    revision = save_revision(article, actor=actor, body=body, kind=RevisionKind.UPLOAD,
+                             note=_("Uploaded from %(name)s", name=filename or "Word"))
+    if revision is None:
+        raise DomainError(_("This Word file holds the same text as the current version."),
+                          field="file")
+    return revision
+
+
+def revision_of(article: Article, number: int) -> Revision | None:
+    return next((r for r in article.revisions if r.number == number), None)
+
+
+# ---------------------------------------------------------------- images
+
+IMAGE_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MAX_IMAGE_BYTES = 12 * 1024 * 1024
+MIN_IMAGE_SIDE = 300
+MAX_IMAGE_SIDE = 12_000
+
+
+def check_image(data: bytes) -> tuple[str, int, int]:
+    """(content type, width, height) of a real picture of sane size, or a DomainError.
+
+    Pillow reads the header and then verifies the whole file, so that a renamed document or
+    a truncated file is refused; its decompression-bomb guard stays on."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise DomainError(_("This image is larger than 12 MB. Send a smaller version."),
+                          field="file")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            kind, (width, height) = probe.format, probe.size
+            probe.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as exc:
+        raise DomainError(_("This file is not a picture we can use (JPEG, PNG or WebP)."),
+                          field="file") from exc
+    if kind not in IMAGE_FORMATS:
+        raise DomainError(_("Send a JPEG, PNG or WebP picture."), field="file")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise DomainError(_("This picture is too small to print (at least %(n)d pixels on "
+                            "each side).", n=MIN_IMAGE_SIDE), field="file")
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise DomainError(_("This picture is too large (at most %(n)d pixels on a side).",
+                            n=MAX_IMAGE_SIDE), field="file")
+    return IMAGE_FORMATS[kind], width, height
+
+
+IMAGE_ROLES = frozenset({Role.EDITOR_IN_CHIEF, Role.COPY_EDITOR})
+
+
+def _require_image_editor(actor: User, article: Article) -> None:
+    if not (is_author(article, actor) or actor.has_any_role(IMAGE_ROLES)):
+        raise PermissionDenied(_("Only the author and the editors manage the images."))
+    if article.state in FINAL_ARTICLE_STATES or article.state == ArticleState.PRESS_READY:
+        raise DomainError(_("The images of this article are fixed."))
+
+
+def add_image(article: Article, *, actor: User, filename: str, data: bytes, caption: str = "",
+              credit: str = "", consent: Consent = Consent.MISSING) -> ArticleImage:
+    _require_image_editor(actor, article)
+    content_type, width, height = check_image(data)
+    safe_name = re.sub(r"[^\w.-]+", "_", filename.rsplit("/", 1)[-1])[-120:] or "image"
+    image = ArticleImage(article=article, filename=safe_name, content_type=content_type,
+                         width=width, height=height, data=data, caption=caption.strip(),
+                         credit=credit.strip(), consent=consent)
+    db.session.add(image)
+    db.session.flush()
+    audit.record("article.image_added", "article", article.id, actor=actor, image=image.id,
+                 filename=safe_name)
+    return image
+
+
+def update_image(image: ArticleImage, *, actor: User, caption: str, credit: str,
+                 consent: Consent) -> None:
+    _require_image_editor(actor, image.article)
+    image.caption, image.credit, image.consent = caption.strip(), credit.strip(), consent
+    audit.record("article.image_updated", "article", image.article_id, actor=actor,
+                 image=image.id, consent=consent.value)
+
+
+def remove_image(image: ArticleImage, *, actor: User) -> None:
+    _require_image_editor(actor, image.article)
+    audit.record("article.image_removed", "article", image.article_id, actor=actor,
+                 image=image.id)
+    image.article.images.remove(image)
+    db.session.delete(image)
+
+
+# ---------------------------------------------------------------- review
+
+READER_ROLES = frozenset({Role.EDITOR_IN_CHIEF, Role.BOARD_MEMBER, Role.REVIEWER})
+CONFIDENTIAL_ROLES = frozenset({Role.ADMIN, Role.EDITOR_IN_CHIEF, Role.BOARD_MEMBER})
+
+
+def open_round(article: Article) -> ReviewRound | None:
+    last = article.rounds[-1] if article.rounds else None
+    return last if last is not None and last.closed_at is None else None
+
+
+def assign_reader(article: Article, *, actor: User, due_date: date, reader: User | None = None,
+                  name: str = "", email: str = "") -> Review:
+    """The chief asks someone to read the submitted text by `due_date`: a board member or
+    reviewer with an account, or an external reader (name and address) who gets a link that
+    needs no account and expires two weeks after the due date. A submitted draft goes into
+    review; each submission gets its own round."""
+    _require_chief(actor)
+    if article.state == ArticleState.DRAFT_SUBMITTED:
+        move_article(article, ArticleState.IN_REVIEW, actor=actor)
+    if article.state != ArticleState.IN_REVIEW:
+        raise DomainError(_("Readers are asked once the author has submitted the text."))
+    if due_date < today_local():
+        raise DomainError(_("Choose a due date in the future."), field="due_date")
+    if reader is None:
+        email = normalize_email(email)
+        if not name.strip() or "@" not in email:
+            raise DomainError(_("Choose a reader, or give the name and e-mail address of an "
+                                "external reader."), field="email")
+        reader = find_user_by_email(email)
+    if reader is not None and not reader.has_any_role(READER_ROLES):
+        raise DomainError(_("%(name)s is not a board member or reviewer; invite them as an "
+                            "external reader instead.", name=reader.name), field="reader")
+    if reader is not None and is_author(article, reader):
+        raise DomainError(_("The author cannot read their own text."), field="reader")
+    round_ = open_round(article)
+    if round_ is None:
+        round_ = ReviewRound(article=article, number=len(article.rounds) + 1,
+                             revision=article.current)
+        db.session.add(round_)
+    if reader is not None and any(r.reader_id == reader.id for r in round_.reviews):
+        raise DomainError(_("%(name)s reads this round already.", name=reader.name),
+                          field="reader")
+    review = Review(round=round_, reader=reader,
+                    reader_name=reader.name if reader else name.strip(),
+                    reader_email=reader.email if reader else email, due_date=due_date)
+    db.session.add(review)
+    db.session.flush()
+    audit.record("article.readers_assigned", "article", article.id, actor=actor,
+                 review=review.id, reader=review.reader_name, round=round_.number)
+    if reader is not None:
+        url = external_url("editorial.review_detail", review_id=review.id)
+    else:
+        days = (due_date - today_local()).days + 14
+        url = external_url("editorial_public.review",
+                           token=_new_link(LinkPurpose.REVIEW, review.id, days=days))
+    queue_mail(review.reader_email, "editorial_review_request",
+               key=f"editorial:review:{review.id}:request",
+               locale=reader.locale if reader else "nl_BE", review=review, article=article,
+               chief=actor, review_url=url, external=reader is None)
+    return review
+
+
+def review_by_link(token: str) -> Review:
+    link = open_link(token, LinkPurpose.REVIEW)
+    review = db.session.get(Review, link.object_id)
+    if review is None or review.round.closed_at is not None:
+        raise DomainError(_("This reading round is closed. Thank you!"))
+    return review
+
+
+def submit_review(review: Review, *, recommendation: Recommendation, comments_for_author: str,
+                  confidential_note: str = "", actor: User | None = None,
+                  token: str | None = None) -> None:
+    """A reader's verdict. By account (the reader themself) or by the mailed link; the
+    round must still be open. Submitting again before the chief decides replaces it."""
+    if token is not None:
+        if review_by_link(token).id != review.id:
+            raise PermissionDenied(_("This link opens another reading."))
+    elif actor is None or review.reader_id != actor.id:
+        raise PermissionDenied(_("This reading was asked of someone else."))
+    if review.round.closed_at is not None:
+        raise DomainError(_("This reading round is closed. Thank you!"))
+    if not comments_for_author.strip():
+        raise DomainError(_("Write a few words for the author."), field="comments_for_author")
+    review.recommendation = recommendation
+    review.comments_for_author = comments_for_author.strip()
+    review.confidential_note = confidential_note.strip()
+    review.submitted_at = now_utc()
+    audit.record("article.reviewed", "article", review.round.article_id, actor=actor,
+                 review=review.id, reader=review.reader_name)
+    for chief in people_with_role(Role.EDITOR_IN_CHIEF):
+        queue_mail(chief.email, "editorial_review_received",
+                   key=f"editorial:review:{review.id}:received:"
+                   f"{int(review.submitted_at.timestamp())}:{chief.id}",
+                   locale=chief.locale, person=chief, review=review,
+                   article=review.round.article,
+                   article_url=external_url("editorial.article_detail",
+                                            article_id=review.round.article_id))
+
+
+def my_reviews(user: User) -> list[Review]:
+    return list(db.session.scalars(
+        sa.select(Review).join(ReviewRound, Review.round_id == ReviewRound.id)
+        .where(Review.reader_id == user.id).order_by(Review.due_date)
+    ))
 
 
 def article_for_approval(token: str) -> Article:

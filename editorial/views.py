@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -22,25 +31,35 @@ from editorial.forms import (
     DeclinePitchForm,
     DeclineReasonForm,
     DeferPitchForm,
+    ImageEditForm,
+    ImageForm,
     IssueEditForm,
     IssueForm,
     MoveForm,
     PitchForm,
+    ReaderForm,
+    ReviewForm,
     RubricForm,
     SlotForm,
     SlotPagesForm,
+    UploadForm,
     VoteForm,
+    WriteForm,
     choices,
 )
 from editorial.models import (
     Article,
+    ArticleImage,
     ArticleState,
+    Consent,
     DeclineReason,
     FlatplanSlot,
     Issue,
     IssueState,
     Pitch,
     PitchState,
+    Recommendation,
+    Review,
     Rubric,
     Vote,
 )
@@ -49,6 +68,7 @@ from editorial.states import (
     ISSUE_STATE_LABELS,
     PITCH_STATE_LABELS,
 )
+from editorial.text import render_markdown, side_by_side, word_count
 from magazine.db import db
 from magazine.errors import DomainError
 from magazine.forms import ConfirmForm
@@ -77,7 +97,16 @@ def _labels():
             ARTICLE_STATE_LABELS, "ISSUE_STATE_LABELS": ISSUE_STATE_LABELS,
             "today": services.today_local(), "confirm_form": ConfirmForm(formdata=None),
             "EDITORIAL_OVERVIEW": OVERVIEW | {Role.ADMIN}, "EDITORIAL_CHIEF": CHIEF | {Role.ADMIN},
-            "EVENT_LABELS": EVENT_LABELS}
+            "EVENT_LABELS": EVENT_LABELS, "RECOMMENDATION_LABELS": RECOMMENDATION_LABELS}
+
+
+READER_EVENTS = frozenset({"article.readers_assigned", "article.reviewed"})
+RECOMMENDATION_LABELS = {
+    Recommendation.ACCEPT: _l("Accept"),
+    Recommendation.MINOR: _l("Minor changes"),
+    Recommendation.MAJOR: _l("Major changes"),
+    Recommendation.REJECT: _l("Do not publish"),
+}
 
 
 EVENT_LABELS = {
@@ -91,6 +120,8 @@ EVENT_LABELS = {
     "article.saved": _l("Text saved"),
     "article.image_added": _l("Image added"),
     "article.readers_assigned": _l("Reader assigned"),
+    "article.image_updated": _l("Image details changed"),
+    "article.image_removed": _l("Image removed"),
     "article.reviewed": _l("Reading received"),
     "issue.created": _l("Issue planned"),
     "issue.updated": _l("Issue details changed"),
@@ -584,14 +615,210 @@ def articles():
 def article_detail(article_id: int):
     article = _article(article_id)
     user = me()
+    reader_form = ReaderForm(formdata=None)
+    is_chief = user.has_any_role(CHIEF)
+    if is_chief:
+        _fill_reader_choices(reader_form, article)
+    current = article.current
     return render_template(
         "editorial/article_detail.html", article=article,
         moves=services.article_moves_for(article, user), move_form=MoveForm(formdata=None),
         comments=services.thread(article=article), comment_form=CommentForm(formdata=None),
-        timeline=services.timeline("article", article.id),
-        is_chief=user.has_any_role(CHIEF), overview=user.has_any_role(OVERVIEW),
+        # Readers stay anonymous to the author: their steps show to the editors only.
+        timeline=[event for event in services.timeline("article", article.id)
+                  if user.has_any_role(OVERVIEW) or event.action not in READER_EVENTS],
+        is_chief=is_chief, overview=user.has_any_role(OVERVIEW),
         is_author=services.is_author(article, user),
+        can_write=services.can_edit_text(user, article),
+        can_images=services.is_author(article, user) or user.has_any_role(
+            services.IMAGE_ROLES),
+        sees_confidential=user.has_any_role(services.CONFIDENTIAL_ROLES),
+        body=render_markdown(current.body) if current else None,
+        image_form=ImageForm(formdata=None), reader_form=reader_form,
+        upload_form=UploadForm(formdata=None), Consent=Consent,
+        image_forms={image.id: ImageEditForm(formdata=None, obj=image, prefix=f"i{image.id}")
+                     for image in article.images},
     )
+
+
+def _fill_reader_choices(form: ReaderForm, article: Article) -> None:
+    readers = db.session.scalars(
+        sa.select(User).join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role.in_(list(services.READER_ROLES)), User.id != article.author_id)
+        .distinct().order_by(User.name)
+    ).all()
+    form.reader.choices = choices(_("— an external reader, below —"), [
+        (u.id, u.name) for u in readers])
+
+
+@bp.route("/articles/<int:article_id>/write", methods=["GET", "POST"])
+def article_write(article_id: int):
+    """Write in the browser. "Preview" shows the result without saving (works without
+    JavaScript); a small script shows it live."""
+    article = _article(article_id)
+    if not services.can_edit_text(me(), article):
+        flash(_("You cannot change this text now."), "error")
+        return redirect(url_for("editorial.article_detail", article_id=article.id))
+    form = WriteForm()
+    preview = None
+    if request.method == "GET":
+        form.body.data = article.current.body if article.current else ""
+    elif form.validate_on_submit():
+        if form.preview.data:
+            preview = render_markdown(form.body.data or "")
+        else:
+            saved: list = []
+            if attempt(lambda: saved.append(services.save_revision(
+                    article, actor=me(), body=form.body.data or "", note=form.note.data or "")),
+                    form=form):
+                flash(_("Saved as version %(n)d.", n=saved[0].number) if saved[0]
+                      else _("Nothing changed since the last version."), "success")
+                return redirect(url_for("editorial.article_detail", article_id=article.id))
+    return render_template("editorial/article_write.html", article=article, form=form,
+                           preview=preview, upload_form=UploadForm(formdata=None)
+                           ), 400 if form.errors else 200
+
+
+@bp.route("/articles/<int:article_id>/preview", methods=["POST"])
+def article_preview(article_id: int):
+    """The live preview: Markdown in, sanitised HTML and a word count out."""
+    _article(article_id)
+    form = ConfirmForm()
+    if not form.validate():
+        abort(400)
+    body = request.form.get("body", "")[:200_000]
+    return {"html": str(render_markdown(body)), "words": word_count(body)}
+
+
+@bp.route("/articles/<int:article_id>/upload", methods=["POST"])
+def article_upload(article_id: int):
+    article = _article(article_id)
+    form = UploadForm()
+    file = form.file.data
+    if not form.validate() or file is None or not getattr(file, "filename", ""):
+        flash(_("Choose a Word file (.docx)."), "error")
+    else:
+        attempt(lambda: services.import_docx(article, actor=me(), data=file.read(),
+                                             filename=file.filename),
+                _("The Word file is now the newest version."))
+    return redirect(url_for("editorial.article_detail", article_id=article.id))
+
+
+@bp.route("/articles/<int:article_id>/compare")
+def article_compare(article_id: int):
+    article = _article(article_id)
+    if not article.revisions:
+        abort(404)
+    last = article.revisions[-1].number
+    old_number = request.args.get("a", max(last - 1, 1), type=int)
+    new_number = request.args.get("b", last, type=int)
+    old, new = services.revision_of(article, old_number), services.revision_of(article, new_number)
+    if old is None or new is None:
+        abort(404)
+    table = side_by_side(old.body, new.body, _("Version %(n)d", n=old.number),
+                         _("Version %(n)d", n=new.number))
+    return render_template("editorial/article_compare.html", article=article, old=old, new=new,
+                           table=table)
+
+
+def _image(article: Article, image_id: int) -> ArticleImage:
+    image = db.get_or_404(ArticleImage, image_id)
+    if image.article_id != article.id:
+        abort(404)
+    return image
+
+
+@bp.route("/articles/<int:article_id>/images", methods=["POST"])
+def image_add(article_id: int):
+    article = _article(article_id)
+    form = ImageForm()
+    file = form.file.data
+    if not form.validate() or file is None or not getattr(file, "filename", ""):
+        flash(_("Choose a picture."), "error")
+    else:
+        attempt(lambda: services.add_image(
+            article, actor=me(), filename=file.filename, data=file.read(),
+            caption=form.caption.data or "", credit=form.credit.data or "",
+            consent=Consent(form.consent.data)), _("The picture is added."))
+    return redirect(url_for("editorial.article_detail", article_id=article.id,
+                            _anchor="images"))
+
+
+@bp.route("/articles/<int:article_id>/images/<int:image_id>", methods=["POST"])
+def image_edit(article_id: int, image_id: int):
+    article = _article(article_id)
+    image = _image(article, image_id)
+    form = ImageEditForm(prefix=f"i{image.id}")
+    if not form.validate():
+        form_errors_flash(form)
+    else:
+        attempt(lambda: services.update_image(
+            image, actor=me(), caption=form.caption.data or "", credit=form.credit.data or "",
+            consent=Consent(form.consent.data)), _("The picture's details are saved."))
+    return redirect(url_for("editorial.article_detail", article_id=article.id,
+                            _anchor="images"))
+
+
+@bp.route("/articles/<int:article_id>/images/<int:image_id>/remove", methods=["POST"])
+def image_remove(article_id: int, image_id: int):
+    article = _article(article_id)
+    image = _image(article, image_id)
+    attempt(lambda: services.remove_image(image, actor=me()), _("The picture is removed."))
+    return redirect(url_for("editorial.article_detail", article_id=article.id,
+                            _anchor="images"))
+
+
+@bp.route("/articles/<int:article_id>/images/<int:image_id>/file")
+def image_file(article_id: int, image_id: int):
+    article = _article(article_id)
+    image = _image(article, image_id)
+    response = make_response(image.data)
+    response.headers["Content-Type"] = image.content_type
+    response.headers["Content-Disposition"] = f'inline; filename="{image.filename}"'
+    return response
+
+
+@bp.route("/articles/<int:article_id>/readers", methods=["POST"])
+@roles_required(CHIEF)
+def article_readers(article_id: int):
+    article = _article(article_id)
+    form = ReaderForm()
+    _fill_reader_choices(form, article)
+    if not form.validate():
+        form_errors_flash(form)
+    else:
+        attempt(lambda: services.assign_reader(
+            article, actor=me(), due_date=form.due_date.data,
+            reader=db.session.get(User, form.reader.data) if form.reader.data else None,
+            name=form.name.data or "", email=form.email.data or ""),
+            _("The reader has been asked by mail."))
+    return redirect(url_for("editorial.article_detail", article_id=article.id,
+                            _anchor="review"))
+
+
+@bp.route("/reviews")
+def reviews():
+    return render_template("editorial/reviews.html", reviews=services.my_reviews(me()))
+
+
+@bp.route("/reviews/<int:review_id>", methods=["GET", "POST"])
+def review_detail(review_id: int):
+    """A reader's own page for one reading (by account)."""
+    review = db.get_or_404(Review, review_id)
+    if review.reader_id != me().id:
+        abort(404)
+    form = ReviewForm(obj=review if request.method == "GET" and review.submitted_at else None)
+    if form.validate_on_submit() and attempt(lambda: services.submit_review(
+            review, actor=me(), recommendation=Recommendation(form.recommendation.data),
+            comments_for_author=form.comments_for_author.data,
+            confidential_note=form.confidential_note.data or ""),
+            _("Thank you! Your reading is with the editor-in-chief."), form=form):
+        return redirect(url_for("editorial.reviews"))
+    revision = review.round.revision or review.round.article.current
+    return render_template(
+        "editorial/review.html", review=review, form=form,
+        body=render_markdown(revision.body if revision else ""), action=None,
+    ), 400 if form.errors else 200
 
 
 @bp.route("/articles/<int:article_id>/move", methods=["POST"])

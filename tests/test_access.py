@@ -39,6 +39,7 @@ _ISSUE = {"issue_id": 999}
 _SLOT = {"issue_id": 999, "slot_id": 999}
 _PITCH = {"pitch_id": 999}
 _ARTICLE = {"article_id": 999}
+_IMAGE = {"article_id": 999, "image_id": 999}
 EDITORIAL_ACCESS: dict[str, Access] = {
     "editorial.issues": Access(_OVERVIEW),
     "editorial.issue_new": Access(_CHIEF),
@@ -68,11 +69,23 @@ EDITORIAL_ACCESS: dict[str, Access] = {
     "editorial.article_detail": Access(EDITORIAL_ROLES, args=_ARTICLE),
     "editorial.article_move": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
     "editorial.article_comment": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
+    "editorial.article_write": Access(EDITORIAL_ROLES, args=_ARTICLE),
+    "editorial.article_preview": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
+    "editorial.article_upload": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
+    "editorial.article_compare": Access(EDITORIAL_ROLES, args=_ARTICLE),
+    "editorial.image_add": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
+    "editorial.image_edit": Access(EDITORIAL_ROLES, method="POST", args=_IMAGE),
+    "editorial.image_remove": Access(EDITORIAL_ROLES, method="POST", args=_IMAGE),
+    "editorial.image_file": Access(EDITORIAL_ROLES, args=_IMAGE),
+    "editorial.article_readers": Access(_CHIEF, method="POST", args=_ARTICLE),
+    "editorial.reviews": Access(EDITORIAL_ROLES),
+    "editorial.review_detail": Access(EDITORIAL_ROLES, args={"review_id": 999}),
     # Without an account: the public proposal form and the pages behind mailed links.
     "editorial_public.propose": Access(EVERYONE),
     "editorial_public.confirm_pitch": Access(EVERYONE, args={"token": "not-a-token"}),
     "editorial_public.answer_pitch": Access(EVERYONE, args={"token": "not-a-token"}),
     "editorial_public.approval": Access(EVERYONE, args={"token": "not-a-token"}),
+    "editorial_public.review": Access(EVERYONE, args={"token": "not-a-token"}),
 }
 
 ACCESS: dict[str, Access] = {
