@@ -31,7 +31,8 @@ def _babel_locale(locale: str) -> str:
 
 def _money(cents: int, locale: str) -> str:
     text = format_currency(Decimal(cents).scaleb(-2), "EUR", locale=_babel_locale(locale))
-    return text.replace("€", "EUR").replace("\xa0", " ")
+    text = text.replace("\xa0", " ").replace("€", "EUR ")
+    return " ".join(text.split())
 
 
 def _percent(rate_bp: int, locale: str) -> str:

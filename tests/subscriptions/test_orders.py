@@ -245,3 +245,37 @@ def test_percentage_discount_line_keeps_vat_consistent():
     assert [line.gross_cents for line in order.lines] == [6500, -975]
     assert order.total_cents == 5525
     assert order.vat_cents == sum(line.vat_cents for line in order.lines)
+
+
+def pdf_text(data: bytes) -> str:
+    """The text shown by an fpdf2 PDF (its content streams are deflated)."""
+    import re
+    import zlib
+
+    shown = []
+    for match in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            content = zlib.decompress(match.group(1))
+        except zlib.error:
+            continue
+        shown += [part.decode("latin-1") for part in re.findall(rb"\((.*?)\) ?Tj", content)]
+    return "\n".join(shown)
+
+
+def test_invoice_pdf_has_publisher_buyer_lines_vat_and_how_to_pay(app):
+    from subscriptions.documents import credit_note_pdf, invoice_pdf
+
+    order = place(make_plan(kind=PlanKind.ORGANISATION, bands=[(5, 5500)]), make_user(),
+                  copies=5, billing_organisation="De Rups vzw",
+                  billing_vat_number="BE0403019261", billing_po_reference="PO-9",
+                  locale="en")
+    text = pdf_text(invoice_pdf(order.invoice))
+    for expected in (f"Invoice {order.invoice.number}", app.config["PUBLISHER_NAME"],
+                     app.config["PUBLISHER_VAT"], "De Rups vzw", "VAT number: BE0403019261",
+                     "PO-9", "EUR 275.00", "VAT EUR 15.57", "Please pay before",
+                     order.formatted_communication):
+        assert expected in text, expected
+    note = services.issue_credit_note(order.invoice, reason="Order cancelled", actor=None)
+    text = pdf_text(credit_note_pdf(note))
+    assert f"Credit note {note.number}" in text and order.invoice.number in text
+    assert "-EUR 275.00" in text or "EUR -275.00" in text

@@ -195,6 +195,7 @@ def test_address_change_before_and_after_the_cut_off(app, login_as):
     path = f"/account/subscriptions/{subscription_id}"
     page = client.get(path).get_data(as_text=True)
     assert f"applies to the next issue, {near_code}" in page
+    assert 'name="group_no" value="1"' in page  # one address: no choice to make
 
     new = {"group_no": "1", "address-name": "Els", "address-street": "Dorp 1",
            "address-postcode": "2000", "address-city": "Antwerpen", "address-country": "BE"}
