@@ -4,10 +4,18 @@ final text, read as an external reviewer). Each link opens only its own object."
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
-from editorial import services
+from editorial import overview, services
 from editorial.forms import AnswerForm, ApprovalForm, PublicPitchForm, ReviewForm, choices
 from editorial.models import Recommendation, Rubric
 from editorial.text import render_markdown
@@ -15,6 +23,7 @@ from magazine.db import db
 from magazine.errors import DomainError
 from magazine.forms import ConfirmForm
 from magazine.security import client_address
+from magazine.urls import external_url
 from magazine.views import show_domain_error
 
 bp = Blueprint("editorial_public", __name__)
@@ -143,3 +152,19 @@ def review(token: str):
 
 def form_posted() -> bool:
     return request.method == "POST"
+
+
+@bp.route("/editorial-calendar/<token>.ics")
+def calendar_feed(token: str):
+    """A person's deadlines as an iCalendar feed, at a secret address (no login: calendar
+    apps cannot log in)."""
+    user = overview.user_for_feed(token)
+    if user is None:
+        return render_template("editorial/public/link_error.html",
+                               message=_("This calendar address is not valid.")), 404
+    body = overview.ical_feed(user, url_for_item=lambda endpoint, values: external_url(
+        endpoint, **values))
+    response = make_response(body)
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Disposition"] = 'inline; filename="redactie.ics"'
+    return response

@@ -23,7 +23,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from editorial import services
+from editorial import jobs as _jobs  # noqa: F401  (registers the scheduled job)
+from editorial import overview, package, services
 from editorial.forms import (
     AcceptPitchForm,
     AskInfoForm,
@@ -75,6 +76,7 @@ from magazine.forms import ConfirmForm
 from magazine.models import User, UserRole
 from magazine.roles import EDITORIAL_ROLES, Role
 from magazine.security import roles_required
+from magazine.urls import external_url
 from magazine.views import show_domain_error
 
 bp = Blueprint("editorial", __name__, url_prefix="/editorial")
@@ -163,13 +165,82 @@ def form_errors_flash(form) -> None:
 
 @bp.route("/")
 def index():
+    """My work: what waits on me, due when (overdue in red)."""
     user = me()
     pitches = db.session.scalars(services.visible_pitches(user).limit(8)).all()
     articles = db.session.scalars(services.visible_articles(user).limit(12)).all()
     return render_template(
         "editorial/index.html", roles=user.roles, pitches=pitches, articles=articles,
         issues=services.upcoming_issues()[:4], can_plan=user.has_any_role(CHIEF),
+        work=overview.my_work(user),
+        feed_url=external_url("editorial_public.calendar_feed",
+                              token=overview.feed_token(user)),
     )
+
+
+@bp.route("/board")
+@roles_required(OVERVIEW)
+def board():
+    """The board's overview: every article in the pipeline, by state."""
+    return render_template("editorial/board.html", columns=overview.board_columns())
+
+
+@bp.route("/calendar")
+@roles_required(OVERVIEW)
+def calendar():
+    return render_template("editorial/calendar.html",
+                           deadlines=overview.calendar(services.today_local()))
+
+
+@bp.route("/search")
+def search():
+    args = request.args
+    words, author = args.get("q", "").strip(), args.get("author", "").strip()
+    rubric_id, issue_id = args.get("rubric", type=int), args.get("issue", type=int)
+    state = args.get("state", "")
+    searched = any([words, author, rubric_id, issue_id, state])
+    pitches, articles = overview.search(me(), words=words, author=author, rubric_id=rubric_id,
+                                        state=state, issue_id=issue_id) if searched else ([], [])
+    all_issues = db.session.scalars(sa.select(Issue).order_by(Issue.print_date.desc())).all()
+    return render_template(
+        "editorial/search.html", pitches=pitches, articles=articles, searched=searched,
+        words=words, author=author, rubric_id=rubric_id, issue_id=issue_id, state=state,
+        rubrics=overview.rubrics_all(), all_issues=all_issues, PitchState=PitchState,
+        ArticleState=ArticleState,
+    )
+
+
+@bp.route("/issues/<int:issue_id>/package.zip")
+@roles_required(PLANNERS)
+def issue_package(issue_id: int):
+    issue = db.get_or_404(Issue, issue_id)
+    response = make_response(package.print_package(issue))
+    response.headers["Content-Type"] = "application/zip"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="kinderopvang-magazine-{issue.code}-drukpakket.zip"')
+    return response
+
+
+@bp.route("/issues/<int:issue_id>/pdf", methods=["GET", "POST"])
+@roles_required(OVERVIEW)
+def issue_pdf(issue_id: int):
+    issue = db.get_or_404(Issue, issue_id)
+    if request.method == "POST":
+        form = UploadForm()
+        file = form.file.data
+        if not form.validate() or file is None or not getattr(file, "filename", ""):
+            flash(_("Choose the PDF of the issue."), "error")
+        else:
+            attempt(lambda: package.upload_issue_pdf(issue, actor=me(), filename=file.filename,
+                                                     data=file.read()),
+                    _("The PDF of issue %(code)s is saved.", code=issue.code))
+        return redirect(url_for("editorial.issue_detail", issue_id=issue.id))
+    if not issue.pdf_filename:
+        abort(404)
+    response = make_response(issue.pdf_data)
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = f'attachment; filename="{issue.pdf_filename}"'
+    return response
 
 
 # ---------------------------------------------------------------- issues
@@ -248,7 +319,7 @@ def issue_detail(issue_id: int):
         moves=services.issue_moves_for(issue, me()),
         printer_problems=services.printer_problems(issue),
         timeline=services.timeline("issue", issue.id), move_form=MoveForm(formdata=None),
-        pages_form=SlotPagesForm(formdata=None),
+        pages_form=SlotPagesForm(formdata=None), upload_form=UploadForm(formdata=None),
     )
 
 

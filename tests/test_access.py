@@ -79,6 +79,11 @@ EDITORIAL_ACCESS: dict[str, Access] = {
     "editorial.image_file": Access(EDITORIAL_ROLES, args=_IMAGE),
     "editorial.article_readers": Access(_CHIEF, method="POST", args=_ARTICLE),
     "editorial.reviews": Access(EDITORIAL_ROLES),
+    "editorial.board": Access(_OVERVIEW),
+    "editorial.calendar": Access(_OVERVIEW),
+    "editorial.search": Access(EDITORIAL_ROLES),
+    "editorial.issue_package": Access(_PLANNERS, args=_ISSUE),
+    "editorial.issue_pdf": Access(_OVERVIEW, args=_ISSUE),
     "editorial.review_detail": Access(EDITORIAL_ROLES, args={"review_id": 999}),
     # Without an account: the public proposal form and the pages behind mailed links.
     "editorial_public.propose": Access(EVERYONE),
@@ -86,6 +91,7 @@ EDITORIAL_ACCESS: dict[str, Access] = {
     "editorial_public.answer_pitch": Access(EVERYONE, args={"token": "not-a-token"}),
     "editorial_public.approval": Access(EVERYONE, args={"token": "not-a-token"}),
     "editorial_public.review": Access(EVERYONE, args={"token": "not-a-token"}),
+    "editorial_public.calendar_feed": Access(EVERYONE, args={"token": "not-a-token"}),
 }
 
 ACCESS: dict[str, Access] = {
