@@ -74,7 +74,32 @@ class AddressForm(Form):
         self.country.choices = country_choices()
 
 
-class CheckoutForm(FlaskForm):
+class BillingForm(FlaskForm):
+    """Who the invoice is for; the address may stay empty (the delivery address is used)."""
+
+    billing_name = StringField(_l("Name on the invoice"), filters=[strip],
+                               validators=[Length(max=200)])
+    billing_organisation = StringField(_l("Organisation"), filters=[strip],
+                                       validators=[Length(max=200)])
+    billing_vat_number = StringField(
+        _l("Enterprise or VAT number"), filters=[strip], validators=[Length(max=20)],
+        description=_l("For example BE0403.019.261. Only for organisations."))
+    billing_po_reference = StringField(
+        _l("Your reference (purchase order)"), filters=[strip], validators=[Length(max=60)],
+        description=_l("We print it on the invoice."))
+    billing_street = StringField(_l("Street and number"), filters=[strip],
+                                 validators=[Length(max=200)],
+                                 description=_l("Leave empty to use the delivery address."))
+    billing_postcode = StringField(_l("Postcode"), filters=[strip], validators=[Length(max=12)])
+    billing_city = StringField(_l("City"), filters=[strip], validators=[Length(max=100)])
+    billing_country = SelectField(_l("Country"), default="BE")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.billing_country.choices = country_choices()
+
+
+class CheckoutForm(BillingForm):
     plan = RadioField(_l("Plan"), coerce=int, validators=[
         InputRequired(_l("Choose one of the plans."))])
     copies = IntegerField(_l("Number of copies"), default=1, validators=[
@@ -96,23 +121,6 @@ class CheckoutForm(FlaskForm):
                        "and invoices."),
         render_kw={"autocomplete": "new-password"})
 
-    billing_name = StringField(_l("Name on the invoice"), filters=[strip],
-                               validators=[Length(max=200)])
-    billing_organisation = StringField(_l("Organisation"), filters=[strip],
-                                       validators=[Length(max=200)])
-    billing_vat_number = StringField(
-        _l("Enterprise or VAT number"), filters=[strip], validators=[Length(max=20)],
-        description=_l("For example BE0403.019.261. Only for organisations."))
-    billing_po_reference = StringField(
-        _l("Your reference (purchase order)"), filters=[strip], validators=[Length(max=60)],
-        description=_l("We print it on the invoice."))
-    billing_street = StringField(_l("Street and number"), filters=[strip],
-                                 validators=[Length(max=200)],
-                                 description=_l("Leave empty to use the delivery address."))
-    billing_postcode = StringField(_l("Postcode"), filters=[strip], validators=[Length(max=12)])
-    billing_city = StringField(_l("City"), filters=[strip], validators=[Length(max=100)])
-    billing_country = SelectField(_l("Country"), default="BE")
-
     promo_code = StringField(_l("Promo code"), filters=[strip], validators=[Length(max=40)])
 
     gift_recipient_name = StringField(_l("Name of the person who receives the gift"),
@@ -127,9 +135,25 @@ class CheckoutForm(FlaskForm):
 
     provider = RadioField(_l("Payment"), default="bank_transfer")
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.billing_country.choices = country_choices()
+
+class BackIssueForm(BillingForm):
+    quantity = IntegerField(_l("Number of copies"), default=1, validators=[
+        InputRequired(_l("How many copies?")),
+        NumberRange(min=1, max=50, message=_l("Choose between 1 and 50 copies."))])
+    address = FormField(AddressForm)
+    provider = RadioField(_l("Payment"), default="bank_transfer")
+
+
+class OfferForm(FlaskForm):
+    issue = SelectField(_l("Issue"), coerce=int)
+    price = AmountField(_l("Price per copy, VAT and shipping included (€)"), places=2,
+                        validators=[InputRequired(_l("Fill in the price.")),
+                                    NumberRange(min=0.01, max=1000,
+                                                message=_l("A price above zero, please."))])
+    stock = IntegerField(_l("Copies in stock"), validators=[
+        InputRequired(_l("How many copies?")),
+        NumberRange(min=0, max=100000, message=_l("Zero or more."))])
+    active = BooleanField(_l("For sale"), default=True)
 
 
 class PlanForm(FlaskForm):

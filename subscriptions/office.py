@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
+from editorial.models import Issue
 from magazine.db import db
 from magazine.errors import DomainError
 from magazine.forms import ConfirmForm
@@ -24,6 +26,7 @@ from subscriptions.forms import (
     AddressChangeForm,
     ComplimentaryForm,
     ExtendForm,
+    OfferForm,
     PlanForm,
     PromoCodeForm,
     RecordPaymentForm,
@@ -226,6 +229,35 @@ def resend_invoice(invoice_id: int):
     flash(_("Invoice %(number)s has been sent again to %(email)s.", number=invoice.number,
             email=invoice.buyer_email), "success")
     return redirect(url_for(".order", order_id=invoice.order_id))
+
+
+# ---------------------------------------------------------------- back issues
+
+@bp.route("/back-issues", methods=["GET", "POST"])
+def offers():
+    """Single copies and back issues: price, stock, for sale or not. One form per issue."""
+    form = OfferForm()
+    form.issue.choices = [SelectChoice(i.id, i.code) for i in db.session.scalars(
+        sa.select(Issue).order_by(Issue.print_date.desc()))]
+    if form.validate_on_submit():
+        issue = db.session.get(Issue, form.issue.data)
+        try:
+            services.save_offer(issue, price_cents=_cents(form.price.data),
+                                stock=form.stock.data, active=form.active.data,
+                                actor=_actor())
+        except DomainError as error:
+            db.session.rollback()
+            show_error(form, error)
+        else:
+            db.session.commit()
+            flash(_("Issue %(code)s: saved.", code=issue.code), "success")
+            return redirect(url_for(".offers"))
+    elif request.method == "POST":
+        flash(_("Check the price and the stock."), "error")
+    return render_template(
+        "subscriptions/office/offers.html", offers=services.all_offers(),
+        issues=services.issues_without_offer(), form=form,
+    ), 400 if form.errors else 200
 
 
 # ---------------------------------------------------------------- plans

@@ -585,7 +585,96 @@ def _become_subscriber(user: User, actor: User | None) -> None:
                      granted=[Role.SUBSCRIBER.value], removed=[], via="checkout")
 
 
-def place_order(request: CheckoutRequest, *, buyer: User) -> Order:
+@dataclass(frozen=True)
+class PlacedOrder:
+    """A placed order, and where the buyer goes to pay: `redirect_url` for an online
+    provider's page, None to show the bank transfer instructions on the order page."""
+
+    order: Order
+    redirect_url: str | None = None
+
+
+def _checked_provider(name: str):
+    try:
+        provider = get_provider(name)
+    except LookupError:
+        provider = None
+    if provider is None or not provider.is_available(current_app):
+        raise DomainError(_("Choose one of the payment methods."), field="provider")
+    return provider
+
+
+def _checked_billing(request: CheckoutRequest, addresses: list[AddressInput]) -> str:
+    """Check the billing details (completing the address from the delivery address when
+    left empty); returns the VAT number in its compact form."""
+    vat_number = validate_vat_number(request.billing_vat_number)
+    if request.billing_street.strip() or request.billing_postcode.strip():
+        if not request.billing_street.strip():
+            raise DomainError(_("Fill in this part of the address."), field="billing_street")
+        if not request.billing_city.strip():
+            raise DomainError(_("Fill in this part of the address."), field="billing_city")
+        request.billing_postcode = validate_postcode(
+            request.billing_postcode, request.billing_country, "billing_postcode")
+    elif addresses:
+        first = addresses[0]
+        request.billing_street, request.billing_postcode = first.street, first.postcode
+        request.billing_city, request.billing_country = first.city, first.country
+    elif request.billing_organisation.strip():
+        raise DomainError(_("An organisation's invoice needs its address."),
+                          field="billing_street")
+    return vat_number
+
+
+def _new_order(request: CheckoutRequest, *, buyer: User, provider_name: str, vat_number: str,
+               lines: list[pricing.PricedLine], plan_id: int | None = None,
+               offer_id: int | None = None, promo: PromoCode | None = None) -> Order:
+    totals = pricing.totals(lines)
+    order = Order(
+        user_id=buyer.id, locale=request.locale,
+        structured_communication=_new_communication(), provider=provider_name,
+        billing_name=request.billing_name.strip() or buyer.name,
+        billing_email=buyer.email,
+        billing_organisation=request.billing_organisation.strip(),
+        billing_vat_number=vat_number,
+        billing_po_reference=request.billing_po_reference.strip(),
+        billing_street=request.billing_street.strip(),
+        billing_postcode=request.billing_postcode.strip(),
+        billing_city=request.billing_city.strip(),
+        billing_country=request.billing_country,
+        promo_code_id=promo.id if promo else None,
+        total_cents=totals.gross_cents, vat_cents=totals.vat_cents,
+        expires_at=now_utc() + timedelta(days=current_app.config["ORDER_PAYMENT_DAYS"]),
+    )
+    for position, line in enumerate(lines):
+        order.lines.append(OrderLine(
+            position=position, kind=line.kind, description=line.description,
+            plan_id=plan_id, offer_id=offer_id if line.kind == "single_copy" else None,
+            quantity=line.quantity, unit_cents=line.unit_cents, vat_rate_bp=line.rate_bp,
+            gross_cents=line.gross_cents, vat_cents=line.vat_cents,
+        ))
+    db.session.add(order)
+    db.session.flush()
+    return order
+
+
+def _open_payment(order: Order, provider, *, buyer: User) -> PlacedOrder:
+    """Open the payment with the provider, issue the invoice, mail how to pay."""
+    payment = Payment(order_id=order.id, provider=provider.name, amount_cents=order.total_cents)
+    db.session.add(payment)
+    db.session.flush()
+    start = provider.start_payment(
+        payment, return_url=external_url("subscriptions.order_detail", order_id=order.id))
+    payment.provider_ref = start.provider_ref
+    invoice = issue_invoice(order, actor=buyer)
+    if order.total_cents == 0:
+        record_payment(order, provider_name="manual", amount_cents=0, actor=None,
+                       note="free with promo code")
+        return PlacedOrder(order)
+    _mail_order_confirmation(order, invoice)
+    return PlacedOrder(order, start.redirect_url)
+
+
+def place_order(request: CheckoutRequest, *, buyer: User) -> PlacedOrder:
     """Place a subscription order: price it, claim the promo code, create the order with
     its lines, the pending subscription and its delivery addresses, open the payment with the
     chosen provider, issue the invoice, and mail the confirmation with how to pay.
@@ -593,48 +682,13 @@ def place_order(request: CheckoutRequest, *, buyer: User) -> Order:
     The subscription stays `pending_payment` until the payment is recorded."""
     today = today_brussels()
     quote = quote_checkout(request, today=today)
-    provider = get_provider(request.provider)
-    if not provider.is_available(current_app):
-        raise DomainError(_("Choose one of the payment methods."), field="provider")
-    billing_vat = validate_vat_number(request.billing_vat_number)
-    if request.billing_street.strip() or request.billing_postcode.strip():
-        request.billing_postcode = validate_postcode(
-            request.billing_postcode, request.billing_country, "billing_postcode")
-    elif quote.addresses:
-        first = quote.addresses[0]
-        request.billing_street, request.billing_postcode = first.street, first.postcode
-        request.billing_city, request.billing_country = first.city, first.country
-    elif request.billing_organisation.strip():
-        raise DomainError(_("An organisation's invoice needs its address."),
-                          field="billing_street")
+    provider = _checked_provider(request.provider)
+    vat_number = _checked_billing(request, quote.addresses)
     if quote.promo is not None:
         claim_promo_code(quote.promo)
-
-    now = now_utc()
-    order = Order(
-        user_id=buyer.id, locale=request.locale,
-        structured_communication=_new_communication(), provider=provider.name,
-        billing_name=request.billing_name.strip() or buyer.name,
-        billing_email=buyer.email,
-        billing_organisation=request.billing_organisation.strip(),
-        billing_vat_number=billing_vat,
-        billing_po_reference=request.billing_po_reference.strip(),
-        billing_street=request.billing_street.strip(),
-        billing_postcode=request.billing_postcode.strip(),
-        billing_city=request.billing_city.strip(),
-        billing_country=request.billing_country,
-        promo_code_id=quote.promo.id if quote.promo else None,
-        total_cents=quote.totals.gross_cents, vat_cents=quote.totals.vat_cents,
-        expires_at=now + timedelta(days=current_app.config["ORDER_PAYMENT_DAYS"]),
-    )
-    for position, line in enumerate(quote.lines):
-        order.lines.append(OrderLine(
-            position=position, kind=line.kind, description=line.description,
-            plan_id=quote.plan.id, quantity=line.quantity, unit_cents=line.unit_cents,
-            vat_rate_bp=line.rate_bp, gross_cents=line.gross_cents, vat_cents=line.vat_cents,
-        ))
-    db.session.add(order)
-    db.session.flush()
+    order = _new_order(request, buyer=buyer, provider_name=provider.name,
+                       vat_number=vat_number, lines=quote.lines, plan_id=quote.plan.id,
+                       promo=quote.promo)
 
     subscription = Subscription(
         subscriber_id=buyer.id, plan_id=quote.plan.id, order_id=order.id,
@@ -658,20 +712,51 @@ def place_order(request: CheckoutRequest, *, buyer: User) -> Order:
     db.session.flush()
     audit.record("order.placed", "order", order.id, actor=buyer, total_cents=order.total_cents,
                  plan=quote.plan.code, copies=quote.copies)
+    return _open_payment(order, provider, buyer=buyer)
 
-    payment = Payment(order_id=order.id, provider=provider.name, amount_cents=order.total_cents)
-    db.session.add(payment)
-    db.session.flush()
-    start = provider.start_payment(
-        payment, return_url=external_url("subscriptions.order_detail", order_id=order.id))
-    payment.provider_ref = start.provider_ref
-    invoice = issue_invoice(order, actor=buyer)
-    if order.total_cents == 0:
-        record_payment(order, provider_name="manual", amount_cents=0, actor=None,
-                       note="free with promo code")
-    else:
-        _mail_order_confirmation(order, invoice)
-    return order
+
+# ---------------------------------------------------------------- single copies
+
+MAX_SINGLE_COPIES = 50
+
+
+def offers_for_sale() -> Sequence[SingleCopyOffer]:
+    return db.session.scalars(
+        sa.select(SingleCopyOffer).join(Issue).where(SingleCopyOffer.active.is_(True))
+        .order_by(Issue.print_date.desc(), Issue.id.desc())
+    ).all()
+
+
+def place_single_copy_order(
+    offer: SingleCopyOffer, quantity: int, address: AddressInput, request: CheckoutRequest,
+    *, buyer: User,
+) -> PlacedOrder:
+    """Buy copies of one issue (a back issue or a single copy) while stock lasts. The stock
+    is taken by a conditional update, so it never goes below zero; an unpaid order that
+    expires gives its copies back. The price includes shipping."""
+    if not offer.active:
+        raise DomainError(_("This issue is not for sale."), field="quantity")
+    if not 1 <= quantity <= MAX_SINGLE_COPIES:
+        raise DomainError(_("Choose between 1 and %(n)d copies.", n=MAX_SINGLE_COPIES),
+                          field="quantity")
+    _check_address(address, "address-")
+    provider = _checked_provider(request.provider)
+    vat_number = _checked_billing(request, [address])
+    take_stock(offer.id, quantity)
+    with force_locale(request.locale):
+        description = _("Kinderopvang Magazine %(code)s", code=offer.issue.code)
+        if offer.issue.theme:
+            description += f" — {offer.issue.theme}"
+        destination = _("Delivery: %(address)s", address=", ".join(
+            x for x in (address.name, address.organisation, address.street,
+                        f"{address.postcode} {address.city}", address.country) if x))
+    line = pricing.price_line("single_copy", f"{description} ({destination})"[:300], quantity,
+                              offer.price_cents, offer.vat_rate_bp)
+    order = _new_order(request, buyer=buyer, provider_name=provider.name,
+                       vat_number=vat_number, lines=[line], offer_id=offer.id)
+    audit.record("order.placed", "order", order.id, actor=buyer, total_cents=order.total_cents,
+                 issue=offer.issue.code, copies=quantity)
+    return _open_payment(order, provider, buyer=buyer)
 
 
 def _mail_order_confirmation(order: Order, invoice: Invoice) -> None:
@@ -926,6 +1011,41 @@ def release_stock(offer_id: int, quantity: int) -> None:
         .values(stock=SingleCopyOffer.stock + quantity)
         .execution_options(synchronize_session=False)
     )
+
+
+def save_offer(issue: Issue, *, price_cents: int, stock: int, active: bool,
+               actor: User | None) -> SingleCopyOffer:
+    """Put an issue up for sale (or change its price, stock or availability). The stock
+    set here is the count on the shelf now; orders take from it one conditional update at
+    a time."""
+    if actor is not None:
+        _require_coordinator(actor)
+    if price_cents <= 0:
+        raise DomainError(_("A price above zero, please."), field="price")
+    if stock < 0:
+        raise DomainError(_("Zero or more."), field="stock")
+    offer = db.session.scalar(sa.select(SingleCopyOffer).where(
+        SingleCopyOffer.issue_id == issue.id))
+    if offer is None:
+        offer = SingleCopyOffer(issue_id=issue.id, price_cents=price_cents)
+        db.session.add(offer)
+    offer.price_cents, offer.stock, offer.active = price_cents, stock, active
+    db.session.flush()
+    audit.record("offer.saved", "offer", offer.id, actor=actor, issue=issue.code,
+                 price_cents=price_cents, stock=stock, active=active)
+    return offer
+
+
+def all_offers() -> Sequence[SingleCopyOffer]:
+    return db.session.scalars(
+        sa.select(SingleCopyOffer).join(Issue)
+        .order_by(Issue.print_date.desc(), Issue.id.desc())).all()
+
+
+def issues_without_offer() -> Sequence[Issue]:
+    return db.session.scalars(
+        sa.select(Issue).where(~Issue.id.in_(sa.select(SingleCopyOffer.issue_id)))
+        .order_by(Issue.print_date.desc(), Issue.id.desc())).all()
 
 
 # ---------------------------------------------------------------- queries for pages

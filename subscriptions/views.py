@@ -36,11 +36,12 @@ from subscriptions import jobs as _jobs  # noqa: F401  (registers the scheduled 
 from subscriptions.forms import (
     AddressChangeForm,
     AutoRenewForm,
+    BackIssueForm,
     CheckoutForm,
     DeleteAccountForm,
     NextPlanForm,
 )
-from subscriptions.models import Plan
+from subscriptions.models import Plan, SingleCopyOffer
 from subscriptions.providers import checkout_providers
 from subscriptions.providers.bank_transfer import epc_qr
 from subscriptions.states import OrderState, SubscriptionState
@@ -182,14 +183,71 @@ def _place(form: CheckoutForm, checkout_request: services.CheckoutRequest, local
             form.account_password.data or "", locale=locale)
     else:
         buyer = _user()
-    order = services.place_order(checkout_request, buyer=buyer)
+    placed = services.place_order(checkout_request, buyer=buyer)
     db.session.commit()
     if new_account:
         from magazine.auth.views import _log_in
 
         _log_in(buyer)
+    return _after_placing(placed)
+
+
+def _after_placing(placed: services.PlacedOrder):
+    """To the provider's payment page (online providers), or to the order page with the
+    bank transfer instructions."""
+    if placed.redirect_url:
+        return redirect(placed.redirect_url)
     flash(_("Thank you! Your order has been placed. Below is how to pay."), "success")
-    return redirect(url_for("subscriptions.order_detail", order_id=order.id))
+    return redirect(url_for("subscriptions.order_detail", order_id=placed.order.id))
+
+
+# ---------------------------------------------------------------- single copies
+
+@bp.route("/back-issues")
+def back_issues():
+    return render_template("subscriptions/back_issues.html", offers=services.offers_for_sale())
+
+
+def _billing_fields(form, locale: str, provider: str) -> services.CheckoutRequest:
+    return services.CheckoutRequest(
+        plan_id=0, billing_name=form.billing_name.data or "",
+        billing_organisation=form.billing_organisation.data or "",
+        billing_vat_number=form.billing_vat_number.data or "",
+        billing_po_reference=form.billing_po_reference.data or "",
+        billing_street=form.billing_street.data or "",
+        billing_postcode=form.billing_postcode.data or "",
+        billing_city=form.billing_city.data or "",
+        billing_country=form.billing_country.data or "BE", provider=provider, locale=locale,
+    )
+
+
+@bp.route("/back-issues/<int:offer_id>", methods=["GET", "POST"])
+@login_required
+def order_back_issue(offer_id: int):
+    offer = db.get_or_404(SingleCopyOffer, offer_id)
+    if not offer.active:
+        abort(404)
+    locale = current_locale()
+    form = BackIssueForm()
+    providers = checkout_providers(current_app)
+    form.provider.choices = [SelectChoice(p.name, str(p.label)) for p in providers]
+    if request.method == "GET":
+        form.billing_name.data = current_user.name
+        form.address.form.name.data = current_user.name
+    if form.validate_on_submit():
+        try:
+            placed = services.place_single_copy_order(
+                offer, form.quantity.data, _address_input(form.address.form),
+                _billing_fields(form, locale, form.provider.data or "bank_transfer"),
+                buyer=_user())
+        except DomainError as error:
+            db.session.rollback()
+            show_error(form, error)
+        else:
+            db.session.commit()
+            return _after_placing(placed)
+    return render_template("subscriptions/back_issue_order.html", form=form, offer=offer), (
+        400 if form.errors else 200)
 
 
 # ---------------------------------------------------------------- orders and documents

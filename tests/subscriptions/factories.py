@@ -63,6 +63,6 @@ def checkout_request(plan: Plan, **overrides) -> services.CheckoutRequest:
 
 
 def place(plan: Plan, buyer: User, **overrides):
-    order = services.place_order(checkout_request(plan, **overrides), buyer=buyer)
+    order = services.place_order(checkout_request(plan, **overrides), buyer=buyer).order
     db.session.commit()
     return order

@@ -68,7 +68,7 @@ def _place(plan_id, buyer_id, **overrides):
 
     plan = db.session.get(Plan, plan_id)
     buyer = db.session.get(User, buyer_id)
-    return services.place_order(checkout_request(plan, **overrides), buyer=buyer).id
+    return services.place_order(checkout_request(plan, **overrides), buyer=buyer).order.id
 
 
 @pytest.mark.skipif(not postgres_url(), reason="needs PostgreSQL (TEST_DATABASE_URL)")
