@@ -474,10 +474,14 @@ def printer_problems(issue: Issue) -> list[str]:
     return problems
 
 
+PLANNABLE_ISSUE_STATES = frozenset({IssueState.PLANNED, IssueState.COPY_CLOSED,
+                                    IssueState.IN_LAYOUT})
+
+
 def _require_planner(actor: User, issue: Issue) -> None:
     _require(actor, PLANNING_ROLES, _("Only the editor-in-chief and the copy editor plan "
                                       "the flatplan."))
-    if issue.state not in (IssueState.PLANNED, IssueState.COPY_CLOSED, IssueState.IN_LAYOUT):
+    if issue.state not in PLANNABLE_ISSUE_STATES:
         raise DomainError(_("This issue has gone to the printer; its flatplan is fixed."))
 
 

@@ -315,7 +315,8 @@ def issue_detail(issue_id: int):
     _rubric_choices(slot_form.rubric, _("— none —"))
     return render_template(
         "editorial/issue_detail.html", issue=issue, plan=services.flatplan_of(issue),
-        slot_form=slot_form, can_plan=me().has_any_role(PLANNERS),
+        slot_form=slot_form, is_planner=me().has_any_role(PLANNERS),
+        can_plan=me().has_any_role(PLANNERS) and issue.state in services.PLANNABLE_ISSUE_STATES,
         moves=services.issue_moves_for(issue, me()),
         printer_problems=services.printer_problems(issue),
         timeline=services.timeline("issue", issue.id), move_form=MoveForm(formdata=None),
@@ -520,7 +521,7 @@ def pitch_detail(pitch_id: int):
     if mine:
         vote_form.vote.data, vote_form.reason.data = mine.vote.value, mine.reason
     accept_form = AcceptPitchForm(formdata=None)
-    decline_form = DeclinePitchForm(formdata=None)
+    decline_form = DeclinePitchForm(formdata=None, prefix="decline")
     if user.has_any_role(CHIEF) and pitch.state == PitchState.ON_AGENDA:
         _fill_accept_choices(accept_form)
         accept_form.rubric.data = pitch.rubric_id
@@ -531,7 +532,7 @@ def pitch_detail(pitch_id: int):
     return render_template(
         "editorial/pitch_detail.html", pitch=pitch, vote_form=vote_form,
         comment_form=CommentForm(formdata=None), accept_form=accept_form,
-        decline_form=decline_form, defer_form=DeferPitchForm(formdata=None),
+        decline_form=decline_form, defer_form=DeferPitchForm(formdata=None, prefix="defer"),
         ask_form=AskInfoForm(formdata=None), move_form=MoveForm(formdata=None),
         moves=services.pitch_moves_for(pitch, user), counts=services.vote_counts(pitch),
         comments=services.thread(pitch=pitch), timeline=services.timeline("pitch", pitch.id),
@@ -620,7 +621,7 @@ def pitch_accept(pitch_id: int):
 @roles_required(CHIEF)
 def pitch_decline(pitch_id: int):
     pitch = _pitch(pitch_id)
-    form = DeclinePitchForm()
+    form = DeclinePitchForm(prefix="decline")
     form.reason.choices = choices("", [(r.id, r.title) for r in
                                        services.active_decline_reasons()])
     if not form.validate():
@@ -637,7 +638,7 @@ def pitch_decline(pitch_id: int):
 @roles_required(CHIEF)
 def pitch_defer(pitch_id: int):
     pitch = _pitch(pitch_id)
-    form = DeferPitchForm()
+    form = DeferPitchForm(prefix="defer")
     if not form.validate():
         form_errors_flash(form)
     else:

@@ -7,7 +7,7 @@
     var form = document.querySelector("form.write-form[data-preview-url]");
     if (!form) { return; }
     var area = form.querySelector("textarea[name='body']");
-    var pane = document.getElementById("preview");
+    var pane = document.getElementById("live-preview");
     var words = form.querySelector(".live-words");
     var token = form.querySelector("input[name='csrf_token']");
     var timer = null;
