@@ -37,6 +37,8 @@ from subscriptions.views import _address_input, show_error
 
 bp = Blueprint("subscriptions_office", __name__, url_prefix="/business/subscriptions")
 
+PAGE_SIZE = 30
+
 
 @bp.before_request
 @roles_required(BUSINESS_ROLES)
@@ -59,9 +61,13 @@ def _cents(value: Decimal | None) -> int:
 @bp.route("/")
 def index():
     query = request.args.get("q", "").strip()
+    page = max(request.args.get("page", 1, type=int), 1)
+    people = db.paginate(services.subscriber_search(query), page=page, per_page=PAGE_SIZE,
+                         error_out=False)
     return render_template(
-        "subscriptions/office/index.html", query=query,
-        people=services.search_subscribers(query), awaiting=services.awaiting_orders(),
+        "subscriptions/office/index.html", query=query, people=people,
+        awaiting=services.awaiting_orders(), counts=services.subscription_counts(),
+        SubscriptionState=SubscriptionState,
     )
 
 

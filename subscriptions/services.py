@@ -25,6 +25,7 @@ from magazine import audit
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.errors import DomainError, PermissionDenied
+from magazine.i18n import money
 from magazine.mail import queue_mail
 from magazine.models import User, UserRole
 from magazine.roles import BUSINESS_ROLES, Role
@@ -1316,6 +1317,15 @@ def record_bank_transfer(order: Order, *, actor: User, received_on: date | None 
 # ---------------------------------------------------------------- the coordinator's lists
 
 def search_subscribers(query: str, *, limit: int = 50) -> Sequence[User]:
+    return db.session.scalars(subscriber_search(query).limit(limit)).all()
+
+
+def subscription_counts() -> dict[SubscriptionState, int]:
+    return dict(db.session.execute(
+        sa.select(Subscription.state, sa.func.count()).group_by(Subscription.state)).all())
+
+
+def subscriber_search(query: str) -> sa.Select:
     """People with a subscription or an order, matching name, e-mail, organisation, a
     structured communication (with or without +++ and slashes) or an invoice number."""
     statement = sa.select(User).where(sa.or_(
@@ -1340,7 +1350,7 @@ def search_subscribers(query: str, *, limit: int = 50) -> Sequence[User]:
             conditions.append(User.id.in_(sa.select(Order.user_id).where(
                 Order.structured_communication.like(f"%{digits}%"))))
         statement = statement.where(sa.or_(*conditions))
-    return db.session.scalars(statement.order_by(User.name, User.id).limit(limit)).all()
+    return statement.order_by(User.name, User.id)
 
 
 @dataclass(frozen=True)
@@ -1362,7 +1372,7 @@ def timeline_for(user: User) -> list[TimelineEntry]:
     for order in orders_of(user):
         entries.append(TimelineEntry(order.created_at, "order", _(
             "Order %(ref)s placed: %(amount)s", ref=order.reference,
-            amount=f"{order.total_cents / 100:.2f}"), order_id=order.id))
+            amount=money(order.total_cents)), order_id=order.id))
         if order.closed_at:
             entries.append(TimelineEntry(order.closed_at, "order", _(
                 "Order %(ref)s %(state)s", ref=order.reference, state=order.state.value),

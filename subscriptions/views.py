@@ -323,9 +323,14 @@ def _subscription_page(subscription, *, address_form=None, renew_form=None, plan
     locale = current_locale()
     today = services.today_brussels()
     schedule = services.schedule_for(subscription, today)
+    groups = services.address_groups(subscription, schedule)
     if address_form is None:
         address_form = AddressChangeForm(formdata=None)
-    groups = services.address_groups(subscription, schedule)
+        if groups:
+            # Start from the newest address of the first group: most changes are small.
+            latest = groups[0].pending or groups[0].current
+            for name in ("name", "organisation", "street", "postcode", "city", "country"):
+                getattr(address_form.address.form, name).data = getattr(latest, name)
     address_form.group_no.choices = [
         SelectChoice(group.group_no, f"{group.current.name}, {group.current.city}")
         for group in groups]
