@@ -252,3 +252,16 @@ class ReviewForm(FlaskForm):
         filters=[strip], description=_l("Only the editors read this; never the author."))
 
 
+
+
+class ArticleEditForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)],
+                        filters=[strip])
+    summary = TextAreaField(_l("Summary"), validators=[Length(max=5000)], filters=[strip])
+    rubric = id_select(_l("Rubric"), validators=[Optional()])
+    target_words = IntegerField(_l("Target words"),
+                                validators=[InputRequired(), NumberRange(min=100, max=10000)])
+    issue = id_select(_l("Issue"), validators=[Optional()],
+                      description=_l("Another issue, or none (the stock): the article leaves "
+                                     "its current flatplan."))
+    deadline = DateField(_l("Deadline"), validators=[Optional()])

@@ -1154,6 +1154,29 @@ def my_reviews(user: User) -> list[Review]:
     ))
 
 
+def update_article(article: Article, *, actor: User, title: str, summary: str,
+                   rubric: Rubric | None, target_words: int, deadline: date | None,
+                   issue: Issue | None) -> None:
+    """The chief changes an article's details. Moving it to another issue (or to the stock)
+    takes it out of its current flatplan (copy close: move what is not ready)."""
+    _require(actor, frozenset({Role.EDITOR_IN_CHIEF}),
+             _("Only the editor-in-chief changes an article's details."))
+    if article.state in FINAL_ARTICLE_STATES:
+        raise DomainError(_("This article is finished; its details are fixed."))
+    if not title.strip():
+        raise DomainError(_("Give the article a title."), field="title")
+    if not 100 <= target_words <= 10000:
+        raise DomainError(_("An article has between 100 and 10,000 words."),
+                          field="target_words")
+    if article.slot is not None and (issue is None or article.slot.issue_id != issue.id):
+        remove_slot(article.slot, actor=actor)
+    article.title, article.summary = title.strip(), summary.strip()
+    article.rubric, article.target_words, article.deadline = rubric, target_words, deadline
+    article.issue = issue
+    audit.record("article.updated", "article", article.id, actor=actor,
+                 issue=issue.code if issue else None)
+
+
 def article_for_approval(token: str) -> Article:
     """The article behind an author-approval link, while it waits for the author."""
     link = open_link(token, LinkPurpose.AUTHOR_APPROVAL)

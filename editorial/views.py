@@ -27,6 +27,7 @@ from editorial import jobs as _jobs  # noqa: F401  (registers the scheduled job)
 from editorial import overview, package, services
 from editorial.forms import (
     AcceptPitchForm,
+    ArticleEditForm,
     AskInfoForm,
     CommentForm,
     DeclinePitchForm,
@@ -123,6 +124,8 @@ EVENT_LABELS = {
     "article.image_added": _l("Image added"),
     "article.readers_assigned": _l("Reader assigned"),
     "article.image_updated": _l("Image details changed"),
+    "article.updated": _l("Details changed"),
+    "issue.pdf_uploaded": _l("PDF of the issue uploaded"),
     "article.image_removed": _l("Image removed"),
     "article.reviewed": _l("Reading received"),
     "issue.created": _l("Issue planned"),
@@ -891,6 +894,29 @@ def review_detail(review_id: int):
         "editorial/review.html", review=review, form=form,
         body=render_markdown(revision.body if revision else ""), action=None,
     ), 400 if form.errors else 200
+
+
+@bp.route("/articles/<int:article_id>/edit", methods=["GET", "POST"])
+@roles_required(CHIEF)
+def article_edit(article_id: int):
+    article = _article(article_id)
+    form = ArticleEditForm(obj=article)
+    _rubric_choices(form.rubric, _("— none —"))
+    form.issue.choices = choices(_("— the stock, no issue —"), [
+        (i.id, f"{i.code} · {i.theme}" if i.theme else i.code)
+        for i in services.upcoming_issues()])
+    if request.method == "GET":
+        form.rubric.data, form.issue.data = article.rubric_id, article.issue_id
+    if form.validate_on_submit() and attempt(lambda: services.update_article(
+            article, actor=me(), title=form.title.data, summary=form.summary.data or "",
+            rubric=db.session.get(Rubric, form.rubric.data) if form.rubric.data else None,
+            target_words=form.target_words.data, deadline=form.deadline.data,
+            issue=db.session.get(Issue, form.issue.data) if form.issue.data else None),
+            _("The article is saved."), form=form):
+        return redirect(url_for("editorial.article_detail", article_id=article.id))
+    return render_template("editorial/simple_form.html", form=form, title=article.title,
+                           back=url_for("editorial.article_detail", article_id=article.id)
+                           ), 400 if form.errors else 200
 
 
 @bp.route("/articles/<int:article_id>/move", methods=["POST"])

@@ -70,6 +70,7 @@ EDITORIAL_ACCESS: dict[str, Access] = {
     "editorial.article_move": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
     "editorial.article_comment": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
     "editorial.article_write": Access(EDITORIAL_ROLES, args=_ARTICLE),
+    "editorial.article_edit": Access(_CHIEF, args=_ARTICLE),
     "editorial.article_preview": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
     "editorial.article_upload": Access(EDITORIAL_ROLES, method="POST", args=_ARTICLE),
     "editorial.article_compare": Access(EDITORIAL_ROLES, args=_ARTICLE),

@@ -161,3 +161,18 @@ def test_deferring_an_article_takes_it_out_of_the_flatplan(people, issue):
     services.move_article(article, ArticleState.DEFERRED, actor=people.chief)
     db.session.commit()
     assert article.slot is None and article.issue_id is None and issue.slots == []
+
+
+def test_copy_close_moves_an_unready_article_to_a_later_issue(people, issue):
+    article = make_article(people.author, state=ArticleState.COPYEDITING)
+    services.add_slot(issue, actor=people.chief, article=article)
+    later = make_issue(volume=3, number=9, print_date=date(2027, 6, 1))
+    with pytest.raises(PermissionDenied):
+        services.update_article(article, actor=people.copy, title="x", summary="",
+                                rubric=None, target_words=800, deadline=None, issue=later)
+    services.update_article(article, actor=people.chief, title="Wennen met ouders",
+                            summary="", rubric=None, target_words=800,
+                            deadline=later.copy_deadline, issue=later)
+    db.session.commit()
+    assert article.issue == later and article.slot is None and issue.slots == []
+    assert article.deadline == date(2027, 4, 20)

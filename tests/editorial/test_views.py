@@ -158,3 +158,23 @@ def test_article_page_shows_word_count_against_target(app, login_as):
         assert db.session.get(Article, article_id).word_count == 600
     page = chief.get(f"/editorial/articles/{article_id}").text
     assert "600" in page and "1000" in page
+
+
+def test_chief_edits_an_articles_details(app, login_as):
+    chief = login_as(Role.EDITOR_IN_CHIEF, email="ed@example.org")
+    with app.app_context():
+        article = make_article(make_user(roles={Role.AUTHOR}))
+        issue = make_issue(volume=7, number=1, print_date=date(2027, 9, 1))
+        article_id, issue_id = article.id, issue.id
+    assert chief.get(f"/editorial/articles/{article_id}/edit").status_code == 200
+    response = chief.post(f"/editorial/articles/{article_id}/edit", data={
+        "title": "Nieuwe titel", "summary": "", "target_words": "50", "issue": str(issue_id)})
+    assert response.status_code == 400 and 'id="target_words-error"' in response.text
+    response = chief.post(f"/editorial/articles/{article_id}/edit", data={
+        "title": "Nieuwe titel", "summary": "", "target_words": "700", "issue": str(issue_id),
+        "deadline": "2027-07-01"})
+    assert response.status_code == 302
+    with app.app_context():
+        article = db.session.get(Article, article_id)
+        assert (article.title, article.issue_id, article.deadline) == (
+            "Nieuwe titel", issue_id, date(2027, 7, 1))
