@@ -849,8 +849,16 @@ def resend_invoice(invoice: Invoice, *, actor: User) -> None:
 # ---------------------------------------------------------------- payments
 
 def _locked_order(order_id: int) -> Order:
-    """The order under a row lock (PostgreSQL; SQLite has one writer): a webhook and the
-    coordinator, or two clicks, confirm it once."""
+    """The order, read again under a lock held to the end of the transaction, so a webhook
+    and the coordinator (or two clicks) confirm it once.
+
+    The lock is taken by writing the row (a no-op update) before reading it: on PostgreSQL
+    that is a row lock like SELECT … FOR UPDATE; on SQLite it takes the database's write
+    lock, and a second writer waits (busy timeout) instead of working on a stale read."""
+    db.session.execute(
+        sa.update(Order).where(Order.id == order_id).values(state=Order.state)
+        .execution_options(synchronize_session=False)
+    )
     order = db.session.scalar(
         sa.select(Order).where(Order.id == order_id).with_for_update()
         .execution_options(populate_existing=True)

@@ -121,3 +121,34 @@ def test_stock_never_goes_below_zero(app):
     assert stock == 7 - 2 * len(taken)
     if postgres_url():
         assert len(taken) == 3
+
+
+def test_a_payment_recorded_twice_at_once_counts_once(app):
+    """The coordinator's click and a bank statement import (or a double click) race: the
+    order is confirmed under a row lock, once."""
+    from magazine.models import OutboxMail, User
+    from magazine.roles import Role
+    from subscriptions.models import Order, Payment
+    from subscriptions.states import OrderState, PaymentState
+    from tests.subscriptions.factories import place
+
+    with app.app_context():
+        order_id = place(make_plan(), make_user()).id
+        coordinator_id = make_user(roles={Role.COORDINATOR}).id
+
+    def record(i):
+        order = db.session.get(Order, order_id)
+        coordinator = db.session.get(User, coordinator_id)
+        return services.record_bank_transfer(order, actor=coordinator) is not None
+
+    results = run_at_once(app, record, 8)
+    assert results.count(True) == 1, results
+    assert results.count(False) == 7, results
+    with app.app_context():
+        assert db.session.get(Order, order_id).state == OrderState.PAID
+        paid = db.session.scalars(sa.select(Payment).where(
+            Payment.state == PaymentState.PAID)).all()
+        assert len(paid) == 1
+        mails = db.session.scalars(sa.select(OutboxMail).where(
+            OutboxMail.template == "subscriptions_payment_received")).all()
+        assert len(mails) == 1
