@@ -155,7 +155,9 @@ def checkout():
 
     quote = None
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and "update" in request.form:
+        pass  # another plan chosen: show its parts, keep what was typed, judge nothing yet
+    elif request.method == "POST":
         if form.validate():
             checkout_request = _checkout_request(form, locale)
             try:

@@ -34,7 +34,7 @@ def test_organisation_subscribes_pays_by_transfer_and_becomes_active(
         plan = make_plan(kind=PlanKind.ORGANISATION, price_cents=6500, code="organisatie",
                          bands=[(5, 5500), (10, 4900)])
         plan_id = plan.id
-        make_plan(kind=PlanKind.DIGITAL, price_cents=3900, code="digitaal")
+        digital_id = make_plan(kind=PlanKind.DIGITAL, price_cents=3900, code="digitaal").id
         coordinator = make_user(roles={Role.COORDINATOR}, email="coordinator@example.be")
         coordinator_email = coordinator.email
         db.session.remove()
@@ -45,6 +45,14 @@ def test_organisation_subscribes_pays_by_transfer_and_becomes_active(
     page.locator("a[href$='/checkout?plan=organisatie']").click()
     page.wait_for_url("**/checkout?plan=organisatie")
     assert page.locator(f"input[name=plan][value='{plan_id}']").is_checked()
+    # Choosing another plan shows that plan's parts (static/js: no button to press).
+    assert page.locator("button[name=update]").is_hidden()
+    with page.expect_navigation():
+        page.locator(f"input[name=plan][value='{digital_id}']").check()
+    assert page.locator("#addresses-0-street").count() == 0
+    with page.expect_navigation():
+        page.locator(f"input[name=plan][value='{plan_id}']").check()
+    assert page.locator("#addresses-0-street").count() == 1
 
     page.locator("#copies").fill("5")
     page.locator("#account_name").fill("Els Peeters")

@@ -279,3 +279,19 @@ def test_deleting_the_account_erases_personal_data_but_keeps_invoices(app, login
         for subscription in db.session.scalars(sa.select(Subscription)):
             assert subscription.issues_remaining == 0
     assert outbox(email) == []
+
+
+def test_switching_plan_shows_its_parts_without_judging_the_form(app, login_as):
+    with app.app_context():
+        digital_code = make_plan(kind=PlanKind.DIGITAL).code
+        gift_id = make_plan(kind=PlanKind.GIFT).id
+    client = login_as(Role.SUBSCRIBER)
+    page = client.get(f"/checkout?plan={digital_code}").get_data(as_text=True)
+    assert "addresses-0-street" not in page and "gift_recipient_name" not in page
+    response = client.post("/checkout", data={"plan": str(gift_id), "update": "1",
+                                              "billing_name": "Oma"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "gift_recipient_name" in page and "addresses-0-street" in page
+    assert 'value="Oma"' in page and 'class="error"' not in page
+    assert "subscriptions-checkout.js" in page
