@@ -183,3 +183,32 @@ def test_subscriber_cannot_use_the_back_office(app, login_as):
     assert client.get(f"{BASE}/").status_code == 403
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMail)) == 0
+
+
+def test_office_forms_refuse_bad_input_and_change_nothing(app, login_as):
+    with app.app_context():
+        plan_id = make_plan(kind=PlanKind.PRINT).id
+        partner_id = make_user().id
+        order = place(make_plan(), make_user())
+        subscription_id = order.subscriptions[0].id
+    client = login_as(Role.COORDINATOR)
+    response = client.post(f"{BASE}/subscribers/{partner_id}/complimentary", data={
+        "plan": str(plan_id), "copies": "1", "issues": "5", "reason": "Partner",
+        "address-name": "X", "address-street": "Y 1", "address-postcode": "99999",
+        "address-city": "Gent", "address-country": "BE"})
+    assert response.status_code == 400
+    assert "This postcode is not valid" in response.get_data(as_text=True)
+    response = client.post(f"{BASE}/subscribers/{partner_id}/complimentary", data={
+        "plan": str(plan_id), "copies": "-1", "issues": "5", "reason": ""})
+    assert response.status_code == 400
+    for issues in ("0", "-3", "abc"):
+        client.post(f"{BASE}/subscriptions/{subscription_id}/extend", data={"issues": issues})
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Subscription)) == 1
+        subscription = db.session.get(Subscription, subscription_id)
+        assert subscription.issues_granted == subscription.issues_remaining == 5
+    response = client.post(f"{BASE}/orders/{order.id}/transfer",
+                           data={"received_on": "not a date"}, follow_redirects=True)
+    assert "Check the date" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Order, order.id).state == OrderState.AWAITING_PAYMENT
