@@ -3,6 +3,7 @@ buyer's language, with the publisher's details from the settings."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 from babel.dates import format_date
@@ -13,7 +14,7 @@ from flask_babel import gettext as _
 from fpdf import FPDF
 
 from subscriptions.models import CreditNote, Invoice
-from subscriptions.providers.bank_transfer import format_communication
+from subscriptions.providers.bank_transfer import epc_qr, format_communication
 from subscriptions.states import OrderState
 
 # The PDF core fonts cover Latin-1 only; the euro sign is written as "EUR" and any other
@@ -83,6 +84,19 @@ def _buyer(pdf: _Document, doc: Invoice | CreditNote) -> None:
     pdf.ln(4)
 
 
+def _payment_qr(pdf: _Document, order) -> None:
+    """The EPC QR code of the transfer, for banking apps (as on the order page)."""
+    config = current_app.config
+    qr = epc_qr(name=config["PUBLISHER_NAME"], iban=config["BANK_IBAN"], bic=config["BANK_BIC"],
+                amount_cents=order.total_cents, communication=order.structured_communication)
+    image = io.BytesIO()
+    qr.save(image, kind="png", scale=6, border=2)
+    image.seek(0)
+    pdf.ln(2)
+    pdf.image(image, w=32, h=32)
+    pdf.line_text(_("Scan with your banking app"), size=8)
+
+
 def invoice_pdf(invoice: Invoice) -> bytes:
     locale = invoice.locale
     order = invoice.order
@@ -129,6 +143,8 @@ def invoice_pdf(invoice: Invoice) -> bytes:
                             name=current_app.config["PUBLISHER_NAME"]))
         pdf.line_text(_("with the structured communication %(communication)s",
                         communication=format_communication(order.structured_communication)))
+        if order.state != OrderState.PAID:
+            _payment_qr(pdf, order)
         pdf.ln(4)
         pdf.line_text(_("Periodicals are taxed at the reduced Belgian VAT rate of 6%."),
                       size=8)
