@@ -360,15 +360,17 @@ def _articles(today: date, people: dict, authors: list[User], rubrics: dict,
             _review_round(article, today, board, reviewer, state)
         if issue is not None and issue.state in (IssueState.IN_LAYOUT, IssueState.PUBLISHED,
                                                  IssueState.DISPATCHED):
+            # Pages as the chief set them after the first layout sketch.
             db.session.add(FlatplanSlot(issue=issue, position=len(issue.slots), article=article,
-                                        rubric=article.rubric,
-                                        pages=services.estimate_pages(article.word_count, 1)))
+                                        rubric=article.rubric, pages=[4, 4, 3, 2][n % 4],
+                                        pages_set_by_hand=True))
         if state in (A.PROOF, A.PRESS_READY, A.PUBLISHED):
             _image(article, cleared=state != A.PROOF)
     # The issue in production: cover and editorial first, half the budget still open.
     production = next(i for i in issues if i.state == IssueState.IN_LAYOUT)
     slots = list(production.slots)
-    cover = FlatplanSlot(issue=production, label="Cover en inhoud", pages=2)
+    cover = FlatplanSlot(issue=production, label="Cover en inhoud", pages=2,
+                         pages_set_by_hand=True)
     editorial = FlatplanSlot(issue=production, label="Editoriaal", pages=1,
                              rubric=None, pages_set_by_hand=True)
     for position, slot in enumerate([cover, editorial, *slots]):

@@ -148,23 +148,44 @@ def is_author(article: Article, user: User | None) -> bool:
     return user is not None and author_id == user.id
 
 
+def _button_order(source, targets: list) -> list:
+    """Forward steps first, then steps back, then deferring or declining, withdrawing last."""
+    order = list(type(source))
+
+    def key(target):
+        if target.value == "withdrawn":
+            group = 3
+        elif target.value in ("declined", "deferred"):
+            group = 2
+        elif order.index(target) < order.index(source):
+            group = 1
+        else:
+            group = 0
+        return group, order.index(target)
+
+    return sorted(targets, key=key)
+
+
 def pitch_moves_for(pitch: Pitch, actor: User | None) -> list[PitchState]:
     """The states `actor` can move this pitch to (for the buttons on its page)."""
     who = parties(actor, is_proposer=is_proposer(pitch, actor))
-    return [target for (source, target) in PITCH_MOVES
-            if source == pitch.state and may_move(PITCH_MOVES, source, target, who)]
+    return _button_order(pitch.state, [
+        target for (source, target) in PITCH_MOVES
+        if source == pitch.state and may_move(PITCH_MOVES, source, target, who)])
 
 
 def article_moves_for(article: Article, actor: User | None) -> list[ArticleState]:
     who = parties(actor, is_author=is_author(article, actor))
-    return [target for (source, target) in ARTICLE_MOVES
-            if source == article.state and may_move(ARTICLE_MOVES, source, target, who)]
+    return _button_order(article.state, [
+        target for (source, target) in ARTICLE_MOVES
+        if source == article.state and may_move(ARTICLE_MOVES, source, target, who)])
 
 
 def issue_moves_for(issue: Issue, actor: User | None) -> list[IssueState]:
     who = parties(actor)
-    return [target for (source, target) in ISSUE_MOVES
-            if source == issue.state and may_move(ISSUE_MOVES, source, target, who)]
+    return _button_order(issue.state, [
+        target for (source, target) in ISSUE_MOVES
+        if source == issue.state and may_move(ISSUE_MOVES, source, target, who)])
 
 
 def move_pitch(pitch: Pitch, to: PitchState, *, actor: User | None, note: str = "",

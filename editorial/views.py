@@ -67,6 +67,7 @@ from editorial.models import (
 )
 from editorial.states import (
     ARTICLE_STATE_LABELS,
+    FINAL_ARTICLE_STATES,
     ISSUE_STATE_LABELS,
     PITCH_STATE_LABELS,
 )
@@ -170,8 +171,10 @@ def form_errors_flash(form) -> None:
 def index():
     """My work: what waits on me, due when (overdue in red)."""
     user = me()
-    pitches = db.session.scalars(services.visible_pitches(user).limit(8)).all()
-    articles = db.session.scalars(services.visible_articles(user).limit(12)).all()
+    pitches = db.session.scalars(services.visible_pitches(
+        user, states=list(services.OPEN_PITCH_STATES)).limit(8)).all()
+    articles = db.session.scalars(services.visible_articles(user).where(
+        Article.state.not_in(list(FINAL_ARTICLE_STATES))).limit(12)).all()
     return render_template(
         "editorial/index.html", roles=user.roles, pitches=pitches, articles=articles,
         issues=services.upcoming_issues()[:4], can_plan=user.has_any_role(CHIEF),

@@ -245,3 +245,41 @@ def test_from_a_readers_idea_to_the_printer(app, browser, live_server, outbox):
     finally:
         visitor.context.close()
         desk.close()
+
+
+def test_demo_pages_look_right(app, browser, live_server):
+    """The main editorial pages on the demo data, as the chief sees them (screenshots)."""
+    from magazine.demo import load_demo
+
+    with app.app_context():
+        load_demo()
+        production = db.session.scalar(sa.select(Issue).where(
+            Issue.state == IssueState.IN_LAYOUT))
+        in_review = db.session.scalar(sa.select(Article).where(
+            Article.state == ArticleState.IN_REVIEW))
+        on_agenda = db.session.scalar(sa.select(Pitch).where(
+            Pitch.state == PitchState.ON_AGENDA))
+        paths = {"demo-my-work": "/editorial/", "demo-agenda": "/editorial/pitches",
+                 "demo-board": "/editorial/board", "demo-calendar": "/editorial/calendar",
+                 "demo-issue": f"/editorial/issues/{production.id}",
+                 "demo-article": f"/editorial/articles/{in_review.id}",
+                 "demo-pitch": f"/editorial/pitches/{on_agenda.id}",
+                 "demo-issues": "/editorial/issues"}
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=live_server)
+    page = context.new_page()
+    try:
+        page.goto("/login")
+        page.locator("#email").fill("editor_in_chief@demo.example")
+        page.locator("#password").fill("demo-password")
+        page.locator("main form button[type=submit]").click()
+        page.wait_for_load_state()
+        for name, path in paths.items():
+            response = page.goto(path)
+            assert response.status == 200, path
+            shoot(page, name)
+        # A phone-sized look at the flatplan.
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.goto(paths["demo-issue"])
+        shoot(page, "demo-issue-phone")
+    finally:
+        context.close()

@@ -178,3 +178,21 @@ def test_chief_edits_an_articles_details(app, login_as):
         article = db.session.get(Article, article_id)
         assert (article.title, article.issue_id, article.deadline) == (
             "Nieuwe titel", issue_id, date(2027, 7, 1))
+
+
+def test_copy_close_panel_defers_what_is_not_ready(app, login_as):
+    chief = login_as(Role.EDITOR_IN_CHIEF, email="cc@example.org")
+    with app.app_context():
+        from editorial.models import ArticleState, IssueState
+
+        issue = make_issue(volume=8, number=1, state=IssueState.COPY_CLOSED)
+        article = make_article(make_user(roles={Role.AUTHOR}), state=ArticleState.COPYEDITING)
+        services.add_slot(issue, actor=get_user("cc@example.org"), article=article)
+        db.session.commit()
+        issue_id, article_id = issue.id, article.id
+    page = chief.get(f"/editorial/issues/{issue_id}").text
+    assert 'id="copy-close"' in page and "Wennen met ouders" in page
+    chief.post(f"/editorial/articles/{article_id}/move", data={"to": "deferred"})
+    with app.app_context():
+        assert db.session.get(Issue, issue_id).slots == []
+    assert 'id="copy-close"' not in chief.get(f"/editorial/issues/{issue_id}").text
