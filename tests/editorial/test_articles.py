@@ -307,6 +307,14 @@ def test_confidential_notes_never_reach_the_author_page(app, login_as):
                                confidential_note="GEHEIM-NOOT")
         db.session.commit()
         article_id = article.id
+    # While the round is open the author sees no readings at all ...
+    assert "Voor de auteur bedoeld." not in author_client.get(
+        f"/editorial/articles/{article_id}").text
+    with app.app_context():
+        services.move_article(db.session.get(Article, article_id),
+                              ArticleState.REVISIONS_REQUESTED, actor=get_user("c@example.org"))
+        db.session.commit()
+    # ... and after the decision the comments for them, never the confidential note.
     author_page = author_client.get(f"/editorial/articles/{article_id}").text
     assert "Voor de auteur bedoeld." in author_page
     assert "GEHEIM-NOOT" not in author_page and "Lid Een" not in author_page
