@@ -191,6 +191,8 @@ def _place(form: CheckoutForm, checkout_request: services.CheckoutRequest, local
         from magazine.auth.views import _log_in
 
         _log_in(buyer)
+        flash(_("Your account is made. We mailed you a link to confirm your e-mail address: "
+                "you need it to log in next time."), "info")
     return _after_placing(placed)
 
 

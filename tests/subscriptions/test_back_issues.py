@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from magazine.clock import shifted
 from magazine.db import db
+from magazine.models import OutboxMail
 from magazine.roles import Role
 from subscriptions.models import Order, SingleCopyOffer
 from subscriptions.states import OrderState
@@ -48,6 +49,9 @@ def test_coordinator_offers_an_issue_and_a_subscriber_orders_it(app, login_as):
         assert order.lines[0].kind == "single_copy" and "3.2" in order.lines[0].description
         assert "Antwerpen" in order.lines[0].description
         assert order.invoice is not None
+        [mail] = db.session.scalars(sa.select(OutboxMail).where(
+            OutboxMail.template == "subscriptions_order_confirmation")).all()
+        assert "We versturen je bestelling" in mail.body_text
         assert db.session.get(SingleCopyOffer, offer_id).stock == 1
 
     # Not paid in time: the copies go back on the shelf.

@@ -47,6 +47,7 @@ def test_placing_an_order_issues_invoice_and_mails_how_to_pay():
     assert order.formatted_communication in mail.body_text
     assert "BE71096123456769" in mail.body_text
     assert order.invoice.number in mail.body_text
+    assert "Je abonnement start zodra" in mail.body_text
     assert buyer.has_role(Role.SUBSCRIBER)
 
 
