@@ -55,7 +55,8 @@ class AddressForm(Form):
     decides which are needed (print plans) and says so next to the field."""
 
     copies = IntegerField(_l("Copies to this address"), validators=[
-        Optional(), NumberRange(min=1, max=500, message=_l("Choose between 1 and 500."))])
+        Optional(), NumberRange(min=1, max=500, message=_l("Choose between 1 and 500."))],
+        description=_l("Only needed when the copies go to several addresses."))
     name = StringField(_l("Name"), filters=[strip], validators=[Length(max=200)],
                        render_kw={"autocomplete": "name"})
     organisation = StringField(_l("Organisation (optional)"), filters=[strip],
