@@ -8,6 +8,7 @@ from babel import Locale
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
@@ -246,6 +247,13 @@ class AddressChangeForm(FlaskForm):
 class RecordPaymentForm(FlaskForm):
     received_on = DateField(_l("Received on"), validators=[Optional()])
     note = StringField(_l("Note"), filters=[strip], validators=[Length(max=300)])
+
+
+class StatementForm(FlaskForm):
+    statement = FileField(_l("Bank statement (camt.053, XML)"), validators=[
+        FileRequired(_l("Choose the statement file.")),
+        FileAllowed(["xml"], _l("Choose an XML file (camt.053)."))],
+        description=_l("Export it from your bank's online banking as CAMT.053 (XML)."))
 
 
 class ExtendForm(FlaskForm):

@@ -1518,3 +1518,62 @@ def delete_account(user: User, *, password: str) -> None:
     user.is_blocked = True
     audit.record("user.deleted", "user", user.id, actor=None)
     db.session.flush()
+
+
+# ---------------------------------------------------------------- bank statements
+
+@dataclass
+class StatementImport:
+    """What importing a bank statement did, entry by entry."""
+
+    recorded: list[tuple[object, Order]] = field(default_factory=list)
+    already: list[tuple[object, Order]] = field(default_factory=list)
+    wrong_amount: list[tuple[object, Order]] = field(default_factory=list)
+    not_payable: list[tuple[object, Order]] = field(default_factory=list)
+    unknown: list[object] = field(default_factory=list)
+    skipped: int = 0  # debits and transfers without a structured communication
+
+    @property
+    def to_check(self) -> int:
+        return len(self.wrong_amount) + len(self.not_payable) + len(self.unknown)
+
+
+def import_bank_statement(data: bytes, *, actor: User) -> StatementImport:
+    """Record the transfers of a camt.053 statement that pay an order: the structured
+    communication finds the order, the exact amount confirms it, the bank's id of the entry
+    becomes the payment's provider reference, so importing the same statement again (or an
+    overlapping one) records nothing twice. Everything else is listed for the coordinator."""
+    from subscriptions.statements import StatementError, parse_camt053
+
+    _require_coordinator(actor)
+    try:
+        entries = parse_camt053(data)
+    except StatementError as error:
+        raise DomainError(_("This file is not a bank statement in camt.053 format."),
+                          field="statement") from error
+    result = StatementImport()
+    for entry in entries:
+        if not entry.credit or not entry.communication:
+            result.skipped += 1
+            continue
+        order = db.session.scalar(
+            sa.select(Order).where(Order.structured_communication == entry.communication))
+        if order is None:
+            result.unknown.append(entry)
+            continue
+        seen = db.session.scalar(sa.select(Payment.id).where(
+            Payment.provider == "bank_transfer", Payment.provider_ref == entry.reference))
+        if seen is not None or order.state == OrderState.PAID:
+            result.already.append((entry, order))
+        elif order.state != OrderState.AWAITING_PAYMENT:
+            result.not_payable.append((entry, order))
+        elif entry.amount_cents != order.total_cents:
+            result.wrong_amount.append((entry, order))
+        else:
+            record_payment(order, provider_name="bank_transfer", actor=actor,
+                           received_on=entry.booked_on, provider_ref=entry.reference,
+                           note=_("bank statement: %(payer)s", payer=entry.payer)[:300])
+            result.recorded.append((entry, order))
+    audit.record("bank_statement.imported", "bank_statement", now_utc().isoformat(),
+                 actor=actor, recorded=len(result.recorded), to_check=result.to_check)
+    return result

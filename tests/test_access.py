@@ -135,6 +135,7 @@ ACCESS: dict[str, Access] = {
     "subscriptions.back_issues": Access(EVERYONE),
     "subscriptions.order_back_issue": Access(LOGGED_IN, args={"offer_id": 1}),
     "subscriptions_office.offers": Access(BUSINESS_ROLES),
+    "subscriptions_office.bank_statement": Access(BUSINESS_ROLES),
     "subscriptions.export_data": Access(LOGGED_IN),
     "subscriptions.delete_account": Access(LOGGED_IN),
     "subscriptions_office.index": Access(BUSINESS_ROLES),
