@@ -4,7 +4,9 @@ buyer's language, with the publisher's details from the settings."""
 from __future__ import annotations
 
 import io
+import logging
 from decimal import Decimal
+from pathlib import Path
 
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
@@ -17,13 +19,12 @@ from subscriptions.models import CreditNote, Invoice
 from subscriptions.providers.bank_transfer import epc_qr, format_communication
 from subscriptions.states import OrderState
 
-# The PDF core fonts cover Latin-1 only; the euro sign is written as "EUR" and any other
-# character outside it is replaced, so that every name still prints.
-ENCODING = "latin-1"
-
-
-def _text(value: str) -> str:
-    return value.encode(ENCODING, "replace").decode(ENCODING)
+# DejaVu Sans, shipped with the code (free licence in fonts/): the PDF core fonts know only
+# Latin-1, and a buyer's name (Ayşe, Łukasz) and the euro sign must print as written.
+FONTS = Path(__file__).parent / "fonts"
+FONT = "DejaVu"
+# fpdf2 subsets the font with fontTools, which logs every step at INFO.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 def _babel_locale(locale: str) -> str:
@@ -32,8 +33,7 @@ def _babel_locale(locale: str) -> str:
 
 def _money(cents: int, locale: str) -> str:
     text = format_currency(Decimal(cents).scaleb(-2), "EUR", locale=_babel_locale(locale))
-    text = text.replace("\xa0", " ").replace("€", "EUR ")
-    return " ".join(text.split())
+    return text.replace("\xa0", " ")
 
 
 def _percent(rate_bp: int, locale: str) -> str:
@@ -44,20 +44,16 @@ class _Document(FPDF):
     def __init__(self, locale: str) -> None:
         super().__init__(format="A4")
         self.locale = locale
+        self.add_font(FONT, "", str(FONTS / "DejaVuSans.ttf"))
+        self.add_font(FONT, "B", str(FONTS / "DejaVuSans-Bold.ttf"))
         self.set_auto_page_break(auto=True, margin=20)
         self.set_margins(20, 20, 20)
         self.add_page()
 
     def line_text(self, text: str, *, size: int = 10, bold: bool = False, height: float = 5,
                   align: str = "L") -> None:
-        self.set_font("Helvetica", "B" if bold else "", size)
-        self.multi_cell(0, height, _text(text), align=align, new_x="LMARGIN", new_y="NEXT")
-
-    def row(self, cells: list[tuple[str, float, str]], *, bold: bool = False) -> None:
-        self.set_font("Helvetica", "B" if bold else "", 9)
-        for text, width, align in cells:
-            self.cell(width, 6, _text(text), border="B", align=align)
-        self.ln(6)
+        self.set_font(FONT, "B" if bold else "", size)
+        self.multi_cell(0, height, text, align=align, new_x="LMARGIN", new_y="NEXT")
 
 
 def _header(pdf: _Document, title: str, number: str, issue_date, locale: str) -> None:
@@ -107,19 +103,25 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         if order.billing_po_reference:
             pdf.line_text(_("Your reference: %(ref)s", ref=order.billing_po_reference))
         _buyer(pdf, invoice)
-        widths = (78, 16, 26, 14, 36)
-        pdf.row([(_("Description"), widths[0], "L"), (_("Qty"), widths[1], "R"),
-                 (_("Unit price"), widths[2], "R"), (_("VAT"), widths[3], "R"),
-                 (_("Amount"), widths[4], "R")], bold=True)
         groups: dict[int, list[int]] = {}
-        for line in order.lines:
-            pdf.row([(line.description[:48], widths[0], "L"), (str(line.quantity), widths[1], "R"),
-                     (_money(line.unit_cents, locale), widths[2], "R"),
-                     (_percent(line.vat_rate_bp, locale), widths[3], "R"),
-                     (_money(line.gross_cents, locale), widths[4], "R")])
-            group = groups.setdefault(line.vat_rate_bp, [0, 0])
-            group[0] += line.net_cents
-            group[1] += line.vat_cents
+        pdf.set_font(FONT, "", 9)
+        # A table that wraps long descriptions (a back issue's line names its address).
+        with pdf.table(col_widths=(78, 16, 26, 14, 36), line_height=5,
+                       text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
+                       borders_layout="HORIZONTAL_LINES", first_row_as_headings=True) as table:
+            heading = table.row()
+            for text in (_("Description"), _("Qty"), _("Unit price"), _("VAT"), _("Amount")):
+                heading.cell(text)
+            for line in order.lines:
+                row = table.row()
+                for text in (line.description, str(line.quantity),
+                             _money(line.unit_cents, locale),
+                             _percent(line.vat_rate_bp, locale),
+                             _money(line.gross_cents, locale)):
+                    row.cell(text)
+                group = groups.setdefault(line.vat_rate_bp, [0, 0])
+                group[0] += line.net_cents
+                group[1] += line.vat_cents
         pdf.ln(3)
         for rate, (net, vat) in sorted(groups.items()):
             pdf.line_text(_("Taxable amount at %(rate)s: %(net)s, VAT %(vat)s",
