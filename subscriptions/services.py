@@ -365,12 +365,13 @@ def upcoming_issues(today: date, limit: int = 6) -> Sequence[Issue]:
     ).all()
 
 
-def issues_from(first: Issue, count: int) -> Sequence[Issue]:
-    """`count` issues from `first` on, as far as they are planned."""
+def issues_to_come(first: Issue, count: int) -> Sequence[Issue]:
+    """The next `count` issues not dispatched yet, from `first` on, as far as planned."""
     return db.session.scalars(
         sa.select(Issue)
         .where(sa.or_(Issue.print_date > first.print_date,
-                      sa.and_(Issue.print_date == first.print_date, Issue.id >= first.id)))
+                      sa.and_(Issue.print_date == first.print_date, Issue.id >= first.id)),
+               Issue.state != IssueState.DISPATCHED)
         .order_by(Issue.print_date, Issue.id)
         .limit(count)
     ).all()
@@ -390,8 +391,7 @@ def schedule_for(subscription: Subscription, today: date) -> SubscriptionSchedul
     next_issue = last_issue = None
     start = subscription.first_issue or change_issue
     if subscription.issues_remaining > 0 and start is not None:
-        upcoming = [issue for issue in issues_from(start, subscription.issues_remaining + 50)
-                    if issue.state != IssueState.DISPATCHED][: subscription.issues_remaining]
+        upcoming = issues_to_come(start, subscription.issues_remaining)
         next_issue = upcoming[0] if upcoming else None
         if len(upcoming) == subscription.issues_remaining:
             last_issue = upcoming[-1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 from datetime import date
-from decimal import Decimal
 
 from flask import (
     Blueprint,
@@ -28,7 +27,6 @@ from wtforms.fields.choices import SelectChoice
 
 from magazine.db import db
 from magazine.errors import DomainError
-from magazine.forms import ConfirmForm
 from magazine.i18n import current_locale
 from magazine.views import show_domain_error
 from subscriptions import documents, services
@@ -484,9 +482,4 @@ def account_context(user) -> dict:
         "SubscriptionState": SubscriptionState,
         "OrderState": OrderState,
         "sub_locale": current_locale(),
-        "confirm_form": ConfirmForm(formdata=None),
     }
-
-
-def euros(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
