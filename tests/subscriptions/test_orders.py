@@ -142,6 +142,8 @@ def test_gift_recipient_is_mailed_when_the_gift_starts():
     db.session.commit()
     [mail] = mails("subscriptions_gift_started")
     assert mail.to_address == "lotte@x.be"
+    [confirmation] = mails("subscriptions_payment_received")
+    assert "Het cadeau-abonnement voor Lotte is nu actief" in confirmation.body_text
     assert "Veel leesplezier!" in mail.body_text and "Oma Jeanne" in mail.body_text
     assert order.subscriptions[0].auto_renew is False
 
