@@ -75,9 +75,14 @@ def send_deadline_reminders(progress: Progress | None = None) -> ReminderResult:
             continue
         locale = item.person.locale if item.person else "nl_BE"
         try:
-            queue_mail(item.email, "editorial_reminder", key=key, locale=locale, item=item,
-                       name=item.name, overdue=moment == "after", url=_link(item),
-                       days=(item.due - today).days)
+            mail = queue_mail(item.email, "editorial_reminder", key=key, locale=locale,
+                              item=item, name=item.name, overdue=moment == "after",
+                              url=_link(item), days=(item.due - today).days)
+            if mail not in db.session.new:
+                # Queued by another scheduler between our check and now.
+                db.session.rollback()
+                result.already += 1
+                continue
             db.session.commit()
         except sa.exc.IntegrityError:
             # Another scheduler queued the same reminder a moment ago.

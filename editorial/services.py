@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 from PIL import Image, UnidentifiedImageError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from editorial.models import (
     Article,
@@ -131,6 +132,22 @@ def _check_move(moves: Moves, source, target, who: frozenset[Mover], labels) -> 
                                  target=labels[target]))
 
 
+def _claim_state(obj, source, target) -> None:
+    """Set the new state with a conditional UPDATE (where the state is still `source`), so
+    that two people deciding at the same moment cannot both move the same item: the second
+    one waits for the first (PostgreSQL row lock), finds the state changed and is told."""
+    db.session.flush()
+    model = type(obj)
+    moved = db.session.execute(
+        sa.update(model).where(model.id == obj.id, model.state == source)
+        .values(state=target).execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        raise DomainError(_("Someone else changed this meanwhile. Reload the page and look "
+                            "again."))
+    set_committed_value(obj, "state", target)
+
+
 def _record_move(obj_type: str, obj, source, target, actor: User | None,
                  note: str) -> AuditEvent:
     event = audit.record(f"{obj_type}.moved", obj_type, obj.id, actor=actor,
@@ -189,20 +206,21 @@ def issue_moves_for(issue: Issue, actor: User | None) -> list[IssueState]:
 
 
 def move_pitch(pitch: Pitch, to: PitchState, *, actor: User | None, note: str = "",
-               by_link: bool = False) -> AuditEvent:
+               by_link: bool = False, mail: bool = True) -> AuditEvent:
     """Move a pitch along PITCH_MOVES; record it; mail the proposer about a decision.
 
-    `by_link`: the proposer, without an account, acts through a mailed link."""
+    `by_link`: the proposer, without an account, acts through a mailed link. `mail=False`:
+    the caller mails (accepting mails once the article exists)."""
     source = pitch.state
     who = parties(actor, is_proposer=is_proposer(pitch, actor),
                   by_link=Party.PROPOSER if by_link else None)
     _check_move(PITCH_MOVES, source, to, who, PITCH_STATE_LABELS)
-    pitch.state = to
+    _claim_state(pitch, source, to)
     pitch.decision_note = note if to in _PITCH_DECISIONS else pitch.decision_note
     if to != PitchState.DEFERRED:
         pitch.deferred_until = None
     event = _record_move("pitch", pitch, source, to, actor, note)
-    if to in _PITCH_DECISIONS:
+    if to in _PITCH_DECISIONS and mail:
         _mail_pitch_decision(pitch, event, actor)
     return event
 
@@ -242,7 +260,7 @@ def move_article(article: Article, to: ArticleState, *, actor: User | None, note
                                 "%(names)s.", names=", ".join(uncleared)))
     if to in (ArticleState.DRAFT_SUBMITTED,) and not article.revisions:
         raise DomainError(_("Write or upload the text before you submit it."))
-    article.state = to
+    _claim_state(article, source, to)
     if source == ArticleState.IN_REVIEW and open_round(article) is not None:
         open_round(article).closed_at = now_utc()
     if to == ArticleState.DEFERRED and article.slot is not None:
@@ -305,7 +323,7 @@ def move_issue(issue: Issue, to: IssueState, *, actor: User | None,
         if problems:
             raise DomainError(_("Not ready for the printer: %(problems)s",
                                 problems=" ".join(problems)))
-    issue.state = to
+    _claim_state(issue, source, to)
     event = _record_move("issue", issue, source, to, actor, note)
     if to == IssueState.PUBLISHED:
         for slot in issue.slots:
@@ -891,6 +909,9 @@ def accept_pitch(pitch: Pitch, *, actor: User, commission: Commission, note: str
     if deadline < today_local():
         raise DomainError(_("The deadline has passed already. Choose a later date or issue."),
                           field="deadline")
+    # The pitch moves first: of two decisions at the same moment only one gets past here.
+    event = move_pitch(pitch, PitchState.ACCEPTED, actor=actor, note=note.strip(),
+                       mail=False)
     article = Article(
         title=pitch.title, summary=pitch.summary, rubric=commission.rubric or pitch.rubric,
         author=author, pitch=pitch, issue=commission.issue,
@@ -901,7 +922,7 @@ def accept_pitch(pitch: Pitch, *, actor: User, commission: Commission, note: str
     db.session.flush()
     audit.record("article.commissioned", "article", article.id, actor=actor,
                  pitch=pitch.id, author=author.id, deadline=deadline.isoformat())
-    move_pitch(pitch, PitchState.ACCEPTED, actor=actor, note=note.strip())
+    _mail_pitch_decision(pitch, event, actor)
     queue_mail(author.email, "editorial_article_commissioned",
                key=f"editorial:article:{article.id}:commissioned", locale=author.locale,
                article=article, chief=actor,

@@ -238,3 +238,17 @@ def test_mentions_mail_the_person(people):
     assert [m.template for m in mails_to("chief@example.org")] == ["editorial_mention"]
     assert [m.template for m in mails_to("copy@example.org")] == ["editorial_mention"]
     assert mails_to("board@example.org") == []
+
+
+def test_two_decisions_at_once_move_the_pitch_once(people):
+    pitch = on_agenda(make_pitch(people.author), people.chief)
+    # Another process declines it meanwhile; this session still holds the old state.
+    db.session.execute(sa.update(Pitch).where(Pitch.id == pitch.id)
+                       .values(state=PitchState.DECLINED)
+                       .execution_options(synchronize_session=False))
+    assert pitch.state == PitchState.ON_AGENDA
+    with pytest.raises(DomainError, match="meanwhile"):
+        services.defer_pitch(pitch, actor=people.chief, until=date(2030, 1, 1))
+    db.session.expire(pitch)
+    assert pitch.state == PitchState.DECLINED
+    assert mails_to("author@example.org") == []
