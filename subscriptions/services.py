@@ -502,27 +502,21 @@ def quote_checkout(request: CheckoutRequest, *, today: date) -> Quote:
                           field="copies")
     addresses: list[AddressInput] = []
     if plan.includes_print:
-        filled = [a for a in request.addresses if any((a.name, a.street, a.postcode, a.city))]
+        # The form's address groups that were filled in, with their place on the form (for
+        # putting a message next to the right field).
+        filled = [(index, a) for index, a in enumerate(request.addresses)
+                  if any((a.name, a.street, a.postcode, a.city))]
         if not filled:
             raise DomainError(_("Fill in the delivery address."), field="addresses")
-        for index, address in enumerate(filled):
-            prefix = f"addresses-{request.addresses.index(address)}-"
-            for name in ("name", "street", "postcode", "city"):
-                if not getattr(address, name).strip():
-                    raise DomainError(_("Fill in this part of the address."),
-                                      field=prefix + name)
-            if address.country not in EU_COUNTRIES:
-                raise DomainError(_("We deliver print in the European Union."),
-                                  field=prefix + "country")
-            address.postcode = validate_postcode(address.postcode, address.country,
-                                                 prefix + "postcode")
+        for index, address in filled:
+            prefix = f"addresses-{index}-"
+            _check_address(address, prefix)
             if len(filled) == 1:
                 address.copies = copies
             elif not address.copies or address.copies < 1:
                 raise DomainError(_("How many copies go to this address?"),
                                   field=prefix + "copies")
             addresses.append(address)
-            del index
         if sum(a.copies or 0 for a in addresses) != copies:
             raise DomainError(
                 _("The copies per address add up to %(sum)d, not %(copies)d.",
@@ -1102,8 +1096,6 @@ def own_credit_note(user: User, note_id: int) -> CreditNote | None:
     return note
 
 
-def as_local_datetime(value: datetime) -> datetime:
-    return value.astimezone(BRUSSELS)
 
 
 # ---------------------------------------------------------------- accounts at checkout
@@ -1323,10 +1315,6 @@ def record_bank_transfer(order: Order, *, actor: User, received_on: date | None 
 
 
 # ---------------------------------------------------------------- the coordinator's lists
-
-def search_subscribers(query: str, *, limit: int = 50) -> Sequence[User]:
-    return db.session.scalars(subscriber_search(query).limit(limit)).all()
-
 
 def subscription_counts() -> dict[SubscriptionState, int]:
     return dict(db.session.execute(
