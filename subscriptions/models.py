@@ -347,6 +347,9 @@ class Subscription(db.Model):
         str_enum(SubscriptionState), default=SubscriptionState.PENDING_PAYMENT
     )
     copies: Mapped[int] = mapped_column(default=1)
+    # The term being served: 1 for the first, +1 for every renewal (part of the idempotency
+    # key of a renewal charge: subscription + term + attempt).
+    term: Mapped[int] = mapped_column(default=1, server_default="1")
     issues_granted: Mapped[int]
     issues_remaining: Mapped[int]
     first_issue_id: Mapped[int | None] = mapped_column(sa.ForeignKey("issues.id"))
