@@ -295,3 +295,20 @@ def test_switching_plan_shows_its_parts_without_judging_the_form(app, login_as):
     assert "gift_recipient_name" in page and "addresses-0-street" in page
     assert 'value="Oma"' in page and 'class="error"' not in page
     assert "subscriptions-checkout.js" in page
+
+
+def test_an_error_in_a_second_address_opens_its_part_of_the_form(app, login_as):
+    with app.app_context():
+        plan = make_plan(kind=PlanKind.ORGANISATION)
+        plan_id = plan.id
+    client = login_as(Role.SUBSCRIBER)
+    response = client.post("/checkout", data={
+        "plan": str(plan_id), "copies": "5", "provider": "bank_transfer", "first_issue": "",
+        "billing_country": "BE", "preview": "1", **ADDRESS, "addresses-0-copies": "3",
+        "addresses-2-name": "Locatie 2", "addresses-2-street": "Dorp 2",
+        "addresses-2-postcode": "12", "addresses-2-city": "Gent", "addresses-2-copies": "2",
+        "addresses-2-country": "BE", "addresses-1-country": "BE"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "<details open>" in page
+    assert 'id="addresses-2-postcode-error"' in page
