@@ -850,6 +850,19 @@ def pitch_for_answer(token: str) -> Pitch:
     return pitch
 
 
+def answer_pitch_question(pitch: Pitch, *, actor: User, answer: str) -> None:
+    """A proposer with an account answers the chief's question on the pitch's page."""
+    if not is_proposer(pitch, actor):
+        raise PermissionDenied(_("Only the proposer answers this question."))
+    if pitch.state != PitchState.NEEDS_INFO:
+        raise DomainError(_("This question has been answered already."))
+    if len(answer.strip()) < 5:
+        raise DomainError(_("Write your answer."), field="answer")
+    db.session.add(Comment(pitch=pitch, author=actor, author_name=actor.name,
+                           body=answer.strip()))
+    move_pitch(pitch, PitchState.SUBMITTED, actor=actor, note=_("Answer from the proposer."))
+
+
 def answer_pitch_info(token: str, answer: str) -> Pitch:
     """The proposer answers the chief's question by the mailed link: the answer joins the
     pitch's thread and the pitch goes back to the board."""
@@ -970,6 +983,14 @@ def can_edit_text(user: User, article: Article) -> bool:
     return False
 
 
+def _reestimate(article: Article) -> None:
+    """A placed article's estimated pages follow its text and images (until set by hand)."""
+    slot = article.slot
+    if slot is not None and not slot.pages_set_by_hand and \
+            slot.issue.state in PLANNABLE_ISSUE_STATES:
+        slot.pages = estimate_article_pages(article)
+
+
 def save_revision(article: Article, *, actor: User, body: str, note: str = "",
                   kind: RevisionKind | None = None) -> Revision | None:
     """Every save is a new revision (numbered per article). Saving the same text again adds
@@ -990,6 +1011,7 @@ def save_revision(article: Article, *, actor: User, body: str, note: str = "",
                         note=note.strip()[:500], saved_by=actor)
     db.session.add(revision)
     db.session.flush()
+    _reestimate(article)
     audit.record("article.saved", "article", article.id, actor=actor, revision=revision.number,
                  words=revision.word_count, kind=kind.value)
     return revision
@@ -1067,6 +1089,7 @@ def add_image(article: Article, *, actor: User, filename: str, data: bytes, capt
                          credit=credit.strip(), consent=consent)
     db.session.add(image)
     db.session.flush()
+    _reestimate(article)
     audit.record("article.image_added", "article", article.id, actor=actor, image=image.id,
                  filename=safe_name)
     return image

@@ -27,6 +27,7 @@ from editorial import jobs as _jobs  # noqa: F401  (registers the scheduled job)
 from editorial import overview, package, services
 from editorial.forms import (
     AcceptPitchForm,
+    AnswerForm,
     ArticleEditForm,
     AskInfoForm,
     CommentForm,
@@ -540,6 +541,8 @@ def pitch_detail(pitch_id: int):
         comment_form=CommentForm(formdata=None), accept_form=accept_form,
         decline_form=decline_form, defer_form=DeferPitchForm(formdata=None, prefix="defer"),
         ask_form=AskInfoForm(formdata=None), move_form=MoveForm(formdata=None),
+        answer_form=AnswerForm(formdata=None),
+        is_proposer=services.is_proposer(pitch, user),
         moves=services.pitch_moves_for(pitch, user), counts=services.vote_counts(pitch),
         comments=services.thread(pitch=pitch), timeline=services.timeline("pitch", pitch.id),
         is_board=user.has_any_role(BOARD), is_chief=user.has_any_role(CHIEF),
@@ -595,6 +598,19 @@ def pitch_move(pitch_id: int):
         abort(400)
     attempt(lambda: services.move_pitch(pitch, target, actor=me(), note=form.note.data or ""),
             _("The proposal is now: %(state)s.", state=PITCH_STATE_LABELS[target]))
+    return redirect(url_for("editorial.pitch_detail", pitch_id=pitch.id))
+
+
+@bp.route("/pitches/<int:pitch_id>/answer", methods=["POST"])
+def pitch_answer(pitch_id: int):
+    pitch = _pitch(pitch_id)
+    form = AnswerForm()
+    if not form.validate():
+        form_errors_flash(form)
+    else:
+        attempt(lambda: services.answer_pitch_question(pitch, actor=me(),
+                                                       answer=form.answer.data),
+                _("Thank you! Your answer is with the board."))
     return redirect(url_for("editorial.pitch_detail", pitch_id=pitch.id))
 
 

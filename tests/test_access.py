@@ -61,6 +61,7 @@ EDITORIAL_ACCESS: dict[str, Access] = {
     "editorial.pitch_vote": Access(_BOARD, method="POST", args=_PITCH),
     "editorial.pitch_comment": Access(EDITORIAL_ROLES, method="POST", args=_PITCH),
     "editorial.pitch_move": Access(EDITORIAL_ROLES, method="POST", args=_PITCH),
+    "editorial.pitch_answer": Access(EDITORIAL_ROLES, method="POST", args=_PITCH),
     "editorial.pitch_accept": Access(_CHIEF, method="POST", args=_PITCH),
     "editorial.pitch_decline": Access(_CHIEF, method="POST", args=_PITCH),
     "editorial.pitch_defer": Access(_CHIEF, method="POST", args=_PITCH),

@@ -176,3 +176,14 @@ def test_copy_close_moves_an_unready_article_to_a_later_issue(people, issue):
     db.session.commit()
     assert article.issue == later and article.slot is None and issue.slots == []
     assert article.deadline == date(2027, 4, 20)
+
+
+def test_estimated_pages_follow_the_text_until_set_by_hand(people, issue):
+    article = make_article(people.author, state=ArticleState.COMMISSIONED, words=100)
+    slot = services.add_slot(issue, actor=people.chief, article=article)
+    assert slot.pages == 1
+    services.save_revision(article, actor=people.author, body=" ".join(["woord"] * 1400))
+    assert slot.pages == 3
+    services.set_slot_pages(slot, 2, actor=people.chief)
+    services.save_revision(article, actor=people.author, body=" ".join(["woord"] * 2400))
+    assert slot.pages == 2

@@ -196,3 +196,21 @@ def test_copy_close_panel_defers_what_is_not_ready(app, login_as):
     with app.app_context():
         assert db.session.get(Issue, issue_id).slots == []
     assert 'id="copy-close"' not in chief.get(f"/editorial/issues/{issue_id}").text
+
+
+def test_a_proposer_with_an_account_answers_on_the_pitch_page(app, login_as):
+    author = login_as(Role.AUTHOR, email="vraag@example.org")
+    with app.app_context():
+        chief = make_user(roles={Role.EDITOR_IN_CHIEF})
+        pitch = make_pitch(get_user("vraag@example.org"))
+        services.move_pitch(pitch, PitchState.ON_AGENDA, actor=chief)
+        services.ask_pitch_info(pitch, actor=chief, question="Voor welke leeftijd?")
+        db.session.commit()
+        pitch_id = pitch.id
+    assert f'action="/editorial/pitches/{pitch_id}/answer"' in author.get(
+        f"/editorial/pitches/{pitch_id}").text
+    author.post(f"/editorial/pitches/{pitch_id}/answer", data={"answer": "Baby's en peuters."})
+    with app.app_context():
+        assert db.session.get(Pitch, pitch_id).state == PitchState.SUBMITTED
+        assert [c.body for c in services.thread(pitch=db.session.get(Pitch, pitch_id))] == [
+            "Baby's en peuters."]
