@@ -63,10 +63,15 @@ def _cents(value: Decimal | None) -> int:
 def index():
     query = request.args.get("q", "").strip()
     page = max(request.args.get("page", 1, type=int), 1)
-    people = db.paginate(services.subscriber_search(query), page=page, per_page=PAGE_SIZE,
-                         error_out=False)
+    state_value = request.args.get("state", "")
+    state = SubscriptionState(state_value) if state_value in set(SubscriptionState) else None
+    plan_id = request.args.get("plan", type=int)
+    people = db.paginate(
+        services.subscriber_search(query, state=state, plan_id=plan_id), page=page,
+        per_page=PAGE_SIZE, error_out=False)
     return render_template(
-        "subscriptions/office/index.html", query=query, people=people,
+        "subscriptions/office/index.html", query=query, people=people, state=state,
+        plan_id=plan_id, plans=services.all_plans(), locale=current_locale(),
         awaiting=services.awaiting_orders(), counts=services.subscription_counts(),
         SubscriptionState=SubscriptionState,
     )

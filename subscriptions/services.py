@@ -1321,13 +1321,22 @@ def subscription_counts() -> dict[SubscriptionState, int]:
         sa.select(Subscription.state, sa.func.count()).group_by(Subscription.state)).all())
 
 
-def subscriber_search(query: str) -> sa.Select:
+def subscriber_search(query: str, *, state: SubscriptionState | None = None,
+                      plan_id: int | None = None) -> sa.Select:
     """People with a subscription or an order, matching name, e-mail, organisation, a
-    structured communication (with or without +++ and slashes) or an invoice number."""
+    structured communication (with or without +++ and slashes) or an invoice number; and,
+    when given, holding a subscription in that state and/or of that plan."""
     statement = sa.select(User).where(sa.or_(
         User.id.in_(sa.select(Subscription.subscriber_id)),
         User.id.in_(sa.select(Order.user_id)),
     ))
+    if state is not None or plan_id is not None:
+        holding = sa.select(Subscription.subscriber_id)
+        if state is not None:
+            holding = holding.where(Subscription.state == state)
+        if plan_id is not None:
+            holding = holding.where(Subscription.plan_id == plan_id)
+        statement = statement.where(User.id.in_(holding))
     text = query.strip()
     if text:
         pattern = f"%{text.lower()}%"

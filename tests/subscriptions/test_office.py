@@ -212,3 +212,23 @@ def test_office_forms_refuse_bad_input_and_change_nothing(app, login_as):
     assert "Check the date" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Order, order.id).state == OrderState.AWAITING_PAYMENT
+
+
+def test_subscribers_filter_by_status_and_plan(app, login_as):
+    with app.app_context():
+        digital = make_plan(kind=PlanKind.DIGITAL)
+        paper = make_plan(kind=PlanKind.PRINT)
+        place(digital, make_user(name="Wacht Nog"))
+        from subscriptions import services
+
+        paid = place(paper, make_user(name="Betaalde Al"))
+        services.record_bank_transfer(paid, actor=make_user(roles={Role.COORDINATOR}))
+        db.session.commit()
+        digital_id = digital.id
+    client = login_as(Role.COORDINATOR)
+    page = client.get(f"{BASE}/?state=active").get_data(as_text=True)
+    # People are links in the subscriber list (the awaiting orders below name buyers too).
+    assert ">Betaalde Al</a>" in page and ">Wacht Nog</a>" not in page
+    page = client.get(f"{BASE}/?plan={digital_id}").get_data(as_text=True)
+    assert ">Wacht Nog</a>" in page and ">Betaalde Al</a>" not in page
+    assert client.get(f"{BASE}/?state=nonsense").status_code == 200
