@@ -482,4 +482,5 @@ def account_context(user) -> dict:
         "SubscriptionState": SubscriptionState,
         "OrderState": OrderState,
         "sub_locale": current_locale(),
+        "today": today,
     }
