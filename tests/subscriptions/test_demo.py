@@ -64,3 +64,13 @@ def test_demo_pages_render(app, client):
     for path in (f"{base}/", f"{base}/?q=rups", f"{base}/subscribers/{user_id}",
                  f"{base}/plans", f"{base}/promo-codes", f"{base}/orders/{other_order}"):
         assert coordinator.get(path).status_code == 200, path
+
+
+def test_demo_works_without_any_issue_planned(app_context):
+    from subscriptions.demo import load_subscriptions_demo
+
+    created = load_subscriptions_demo()
+    assert "plans" in created
+    subscriptions = db.session.scalars(sa.select(Subscription)).all()
+    assert len(subscriptions) > 200
+    assert all(s.first_issue_id is None for s in subscriptions)
