@@ -229,6 +229,15 @@ _PITCH_DECISIONS = frozenset({PitchState.ACCEPTED, PitchState.DECLINED, PitchSta
                               PitchState.NEEDS_INFO})
 
 
+def step_pitch(pitch: Pitch, to: PitchState, *, actor: User, note: str = "") -> AuditEvent:
+    """A plain step (on the agenda, back to submitted, withdrawn). The chief's decisions
+    carry more than a state (an article, a reason, a date, a question) and have their own
+    functions: accept_pitch, decline_pitch, defer_pitch, ask_pitch_info."""
+    if to in _PITCH_DECISIONS:
+        raise DomainError(_("Use the decision form for this step."))
+    return move_pitch(pitch, to, actor=actor, note=note)
+
+
 def _mail_pitch_decision(pitch: Pitch, event: AuditEvent, actor: User | None) -> None:
     locale = pitch.proposer.locale if pitch.proposer else "nl_BE"
     context: dict = {"pitch": pitch, "decision": pitch.state.value, "chief": actor,

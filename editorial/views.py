@@ -596,7 +596,7 @@ def pitch_move(pitch_id: int):
         target = PitchState(form.to.data)
     except ValueError:
         abort(400)
-    attempt(lambda: services.move_pitch(pitch, target, actor=me(), note=form.note.data or ""),
+    attempt(lambda: services.step_pitch(pitch, target, actor=me(), note=form.note.data or ""),
             _("The proposal is now: %(state)s.", state=PITCH_STATE_LABELS[target]))
     return redirect(url_for("editorial.pitch_detail", pitch_id=pitch.id))
 

@@ -214,3 +214,18 @@ def test_a_proposer_with_an_account_answers_on_the_pitch_page(app, login_as):
         assert db.session.get(Pitch, pitch_id).state == PitchState.SUBMITTED
         assert [c.body for c in services.thread(pitch=db.session.get(Pitch, pitch_id))] == [
             "Baby's en peuters."]
+
+
+def test_decisions_need_their_own_form(app, login_as):
+    chief = login_as(Role.EDITOR_IN_CHIEF, email="beslis@example.org")
+    with app.app_context():
+        pitch = make_pitch(make_user(roles={Role.AUTHOR}))
+        services.move_pitch(pitch, PitchState.ON_AGENDA, actor=get_user("beslis@example.org"))
+        db.session.commit()
+        pitch_id = pitch.id
+    response = chief.post(f"/editorial/pitches/{pitch_id}/move", data={"to": "accepted"},
+                          follow_redirects=True)
+    assert "flash-error" in response.text
+    with app.app_context():
+        assert db.session.get(Pitch, pitch_id).state == PitchState.ON_AGENDA
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Article)) == 0
