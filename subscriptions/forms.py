@@ -275,6 +275,18 @@ class ComplimentaryForm(FlaskForm):
     address = FormField(AddressForm)
 
 
+class ComplimentaryNewForm(ComplimentaryForm):
+    """A complimentary subscription for someone without an account yet."""
+
+    name = StringField(_l("Name"), filters=[strip], validators=[
+        DataRequired(_l("Fill in the name.")), Length(max=200)])
+    email = EmailField(_l("E-mail"), filters=[strip], validators=[
+        DataRequired(_l("Fill in the e-mail address.")),
+        Email(_l("This is not a valid e-mail address."), check_deliverability=False),
+        Length(max=254)],
+        description=_l("They get a mail to choose a password, and one about the subscription."))
+
+
 class DeleteAccountForm(FlaskForm):
     password = PasswordField(_l("Your password"), validators=[
         DataRequired(_l("Fill in your password."))],

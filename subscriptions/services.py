@@ -1263,6 +1263,18 @@ def extend_subscription(subscription: Subscription, issues: int, *, actor: User,
                  issues=issues, reason=reason)
 
 
+def invite_subscriber(email: str, name: str, *, actor: User) -> User:
+    """An account for someone the coordinator gives a subscription to; they get the
+    foundation's invitation to choose a password."""
+    from magazine.auth.services import find_user_by_email, invite_user
+
+    _require_coordinator(actor)
+    if find_user_by_email(email) is not None:
+        raise DomainError(_("This person has an account already: find them in the list and "
+                            "give the subscription on their page."), field="email")
+    return invite_user(email, name, {Role.SUBSCRIBER}, actor=actor)
+
+
 def give_complimentary(user: User, plan: Plan, *, copies: int, issues: int,
                        address: AddressInput | None, reason: str, actor: User) -> Subscription:
     """A free subscription (partners, board members, the legal deposit): active at once,

@@ -142,6 +142,7 @@ ACCESS: dict[str, Access] = {
     "subscriptions_office.index": Access(BUSINESS_ROLES),
     "subscriptions_office.subscriber": Access(BUSINESS_ROLES, args={"user_id": 1}),
     "subscriptions_office.complimentary": Access(BUSINESS_ROLES, args={"user_id": 1}),
+    "subscriptions_office.complimentary_new": Access(BUSINESS_ROLES),
     "subscriptions_office.extend": Access(BUSINESS_ROLES, method="POST",
                                           args={"subscription_id": 1}),
     "subscriptions_office.change_address": Access(BUSINESS_ROLES, args={"subscription_id": 1}),

@@ -232,3 +232,28 @@ def test_subscribers_filter_by_status_and_plan(app, login_as):
     page = client.get(f"{BASE}/?plan={digital_id}").get_data(as_text=True)
     assert ">Wacht Nog</a>" in page and ">Betaalde Al</a>" not in page
     assert client.get(f"{BASE}/?state=nonsense").status_code == 200
+
+
+def test_complimentary_subscription_for_someone_new(app, login_as, outbox):
+    with app.app_context():
+        plan_id = make_plan(kind=PlanKind.PRINT).id
+        make_user(email="known@example.be")
+    client = login_as(Role.COORDINATOR)
+    assert client.get(f"{BASE}/complimentary").status_code == 200
+    data = {"name": "KBR Wettelijk Depot", "email": "depot@kbr.example", "plan": str(plan_id),
+            "copies": "2", "issues": "10", "reason": "Wettelijk depot",
+            "address-name": "KBR", "address-street": "Kunstberg 28",
+            "address-postcode": "1000", "address-city": "Brussel", "address-country": "BE"}
+    response = client.post(f"{BASE}/complimentary", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with app.app_context():
+        person = get_user("depot@kbr.example")
+        assert person.has_role(Role.SUBSCRIBER)
+        subscription = db.session.scalar(sa.select(Subscription))
+        assert subscription.subscriber_id == person.id and subscription.complimentary
+        assert subscription.issues_remaining == 10
+    assert [m.template for m in outbox("depot@kbr.example")] == [
+        "invitation", "subscriptions_complimentary"]
+    again = client.post(f"{BASE}/complimentary", data={**data, "email": "known@example.be"})
+    assert again.status_code == 400
+    assert "has an account already" in again.get_data(as_text=True)
