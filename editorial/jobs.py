@@ -97,3 +97,61 @@ def send_deadline_reminders(progress: Progress | None = None) -> ReminderResult:
               "mail editorial deadline reminders (before and after each due date)")
 def deadline_reminders_job(progress: Progress) -> JobResult:
     return send_deadline_reminders(progress)
+
+
+@dataclass
+class HousekeepingResult:
+    back_on_agenda: int = 0
+    unconfirmed_removed: int = 0
+    links_removed: int = 0
+
+    def summary(self) -> str:
+        return (f"editorial-housekeeping: {self.back_on_agenda} deferred proposals back on "
+                f"the agenda, {self.unconfirmed_removed} unconfirmed proposals and "
+                f"{self.links_removed} old links removed")
+
+
+def editorial_housekeeping(progress: Progress | None = None) -> HousekeepingResult:
+    """Deferred pitches whose date has come go back on the agenda (each in its own
+    transaction, moved by the system); public pitches never confirmed are removed once their
+    link has expired (a stranger's name and address are not kept for nothing); links that
+    expired a month ago are removed."""
+    from editorial.models import MagicLink, Pitch, PitchState
+    from editorial.services import CONFIRM_LINK_DAYS, move_pitch
+    from magazine.clock import now_utc
+    from magazine.errors import DomainError
+
+    progress = progress or Progress()
+    result = HousekeepingResult()
+    today = today_local()
+    due = db.session.scalars(sa.select(Pitch.id).where(
+        Pitch.state == PitchState.DEFERRED, Pitch.deferred_until <= today)).all()
+    progress.start(len(due) + 2)
+    for pitch_id in due:
+        progress.advance(1)
+        pitch = db.session.get(Pitch, pitch_id)
+        try:
+            move_pitch(pitch, PitchState.ON_AGENDA, actor=None,
+                       note=f"{pitch.deferred_until:%d-%m-%Y}")
+            db.session.commit()
+            result.back_on_agenda += 1
+        except DomainError:
+            db.session.rollback()  # moved by someone else meanwhile
+    cutoff = now_utc() - timedelta(days=CONFIRM_LINK_DAYS + 1)
+    result.unconfirmed_removed = db.session.execute(
+        sa.delete(Pitch).where(Pitch.is_public.is_(True), Pitch.confirmed_at.is_(None),
+                               Pitch.created_at < cutoff)
+        .execution_options(synchronize_session=False)).rowcount
+    progress.advance(1)
+    result.links_removed = db.session.execute(
+        sa.delete(MagicLink).where(MagicLink.expires_at < now_utc() - timedelta(days=30))
+        .execution_options(synchronize_session=False)).rowcount
+    progress.advance(1)
+    db.session.commit()
+    return result
+
+
+@register_job("editorial-housekeeping", brussels_cron(hour=4, minute=37),
+              "deferred proposals back on the agenda; remove unconfirmed proposals, old links")
+def editorial_housekeeping_job(progress: Progress) -> JobResult:
+    return editorial_housekeeping(progress)

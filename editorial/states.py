@@ -61,7 +61,8 @@ PITCH_MOVES: Moves = {
     (P.ON_AGENDA, P.NEEDS_INFO): CHIEF,
     # The proposer answers the question (by the mailed link); the chief may put it back too.
     (P.NEEDS_INFO, P.SUBMITTED): CHIEF_AND_PROPOSER,
-    (P.DEFERRED, P.ON_AGENDA): CHIEF_AND_BOARD,
+    # Back on the agenda by hand, or by the housekeeping job when its date has come.
+    (P.DEFERRED, P.ON_AGENDA): CHIEF_AND_BOARD | {Party.SYSTEM},
     # Undoing a decline is the chief's alone.
     (P.DECLINED, P.SUBMITTED): CHIEF,
     **{(state, P.WITHDRAWN): CHIEF_AND_PROPOSER for state in OPEN_PITCH_STATES},

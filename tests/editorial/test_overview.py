@@ -192,3 +192,33 @@ def test_overview_pages_render(app, login_as):
         assert chief.get(path).status_code == 200, path
     assert chief.get(f"/editorial/issues/{issue_id}/pdf").status_code == 404
     assert Recommendation.ACCEPT
+
+
+def test_housekeeping_returns_deferred_pitches_and_forgets_unconfirmed_ones(people):
+    from editorial.jobs import editorial_housekeeping
+    from editorial.models import MagicLink, Pitch, PitchState
+
+    deferred = make_pitch(people.author, title="Later bespreken")
+    services.move_pitch(deferred, PitchState.ON_AGENDA, actor=people.chief)
+    with frozen(datetime(2026, 11, 20, 9, tzinfo=UTC)):
+        services.defer_pitch(deferred, actor=people.chief, until=date(2026, 12, 1))
+        stranger = services.submit_public_pitch(
+            name="Onbekend", email="x@example.org", title="Nooit bevestigd",
+            summary="Een voorstel dat nooit bevestigd werd door de indiener.")
+        db.session.commit()
+    stranger_id = stranger.id
+    with frozen(datetime(2026, 11, 30, 9, tzinfo=UTC)):
+        early = editorial_housekeeping()
+    assert early.back_on_agenda == 0 and early.unconfirmed_removed == 1
+    with frozen(datetime(2026, 12, 1, 9, tzinfo=UTC)):
+        result = editorial_housekeeping()
+        again = editorial_housekeeping()
+    assert (result.back_on_agenda, again.back_on_agenda) == (1, 0)
+    db.session.expire_all()
+    assert db.session.get(Pitch, deferred.id).state == PitchState.ON_AGENDA
+    assert db.session.get(Pitch, stranger_id) is None
+    last = services.timeline("pitch", deferred.id)[-1]
+    assert last.actor_id is None and last.details["to"] == "on_agenda"
+    with frozen(datetime(2027, 3, 1, tzinfo=UTC)):
+        assert editorial_housekeeping().links_removed >= 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(MagicLink)) == 0
