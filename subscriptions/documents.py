@@ -93,6 +93,29 @@ def _payment_qr(pdf: _Document, order) -> None:
     pdf.line_text(_("Scan with your banking app"), size=8)
 
 
+def _lines_table(pdf: _Document, lines, locale: str, sign: int = 1) -> dict[int, list[int]]:
+    """The order lines as a table (a long description wraps); returns net and VAT per
+    rate. `sign` -1 shows them credited."""
+    groups: dict[int, list[int]] = {}
+    pdf.set_font(FONT, "", 9)
+    with pdf.table(col_widths=(78, 16, 26, 14, 36), line_height=5,
+                   text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
+                   borders_layout="HORIZONTAL_LINES", first_row_as_headings=True) as table:
+        heading = table.row()
+        for text in (_("Description"), _("Qty"), _("Unit price"), _("VAT"), _("Amount")):
+            heading.cell(text)
+        for line in lines:
+            row = table.row()
+            for text in (line.description, str(line.quantity),
+                         _money(line.unit_cents, locale), _percent(line.vat_rate_bp, locale),
+                         _money(sign * line.gross_cents, locale)):
+                row.cell(text)
+            group = groups.setdefault(line.vat_rate_bp, [0, 0])
+            group[0] += sign * line.net_cents
+            group[1] += sign * line.vat_cents
+    return groups
+
+
 def invoice_pdf(invoice: Invoice) -> bytes:
     locale = invoice.locale
     order = invoice.order
@@ -103,25 +126,7 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         if order.billing_po_reference:
             pdf.line_text(_("Your reference: %(ref)s", ref=order.billing_po_reference))
         _buyer(pdf, invoice)
-        groups: dict[int, list[int]] = {}
-        pdf.set_font(FONT, "", 9)
-        # A table that wraps long descriptions (a back issue's line names its address).
-        with pdf.table(col_widths=(78, 16, 26, 14, 36), line_height=5,
-                       text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
-                       borders_layout="HORIZONTAL_LINES", first_row_as_headings=True) as table:
-            heading = table.row()
-            for text in (_("Description"), _("Qty"), _("Unit price"), _("VAT"), _("Amount")):
-                heading.cell(text)
-            for line in order.lines:
-                row = table.row()
-                for text in (line.description, str(line.quantity),
-                             _money(line.unit_cents, locale),
-                             _percent(line.vat_rate_bp, locale),
-                             _money(line.gross_cents, locale)):
-                    row.cell(text)
-                group = groups.setdefault(line.vat_rate_bp, [0, 0])
-                group[0] += line.net_cents
-                group[1] += line.vat_cents
+        groups = _lines_table(pdf, order.lines, locale)
         pdf.ln(3)
         for rate, (net, vat) in sorted(groups.items()):
             pdf.line_text(_("Taxable amount at %(rate)s: %(net)s, VAT %(vat)s",
@@ -165,6 +170,10 @@ def credit_note_pdf(note: CreditNote) -> bytes:
         if note.reason:
             pdf.line_text(_("Reason: %(reason)s", reason=note.reason))
         _buyer(pdf, note)
+        if note.total_cents == invoice.total_cents:
+            # The whole invoice is credited: its lines, with the opposite sign.
+            _lines_table(pdf, invoice.order.lines, locale, sign=-1)
+            pdf.ln(3)
         pdf.line_text(_("Total excluding VAT: %(amount)s",
                         amount=_money(-(note.total_cents - note.vat_cents), locale)), align="R")
         pdf.line_text(_("VAT: %(amount)s", amount=_money(-note.vat_cents, locale)), align="R")

@@ -287,3 +287,4 @@ def test_invoice_pdf_has_publisher_buyer_lines_vat_and_how_to_pay(app):
     text = pdf_text(credit_note_pdf(note))
     assert f"Credit note {note.number}" in text and order.invoice.number in text
     assert "-€275.00" in text
+    assert "Plan" in text  # the credited invoice's lines are repeated
