@@ -76,6 +76,22 @@ class AddressForm(Form):
         self.country.choices = country_choices()
 
 
+class AccountFields(FlaskForm):
+    """A newcomer's account, made in the same form as the order."""
+
+    account_name = StringField(_l("Your name"), filters=[strip], validators=[Length(max=200)],
+                               render_kw={"autocomplete": "name"})
+    account_email = EmailField(_l("E-mail"), filters=[strip], validators=[
+        Optional(), Email(_l("This is not a valid e-mail address."),
+                          check_deliverability=False), Length(max=254)],
+        render_kw={"autocomplete": "email"})
+    account_password = PasswordField(
+        _l("Choose a password"), validators=[Length(max=128)],
+        description=_l("At least 10 characters. You log in with it to see your subscription "
+                       "and invoices."),
+        render_kw={"autocomplete": "new-password"})
+
+
 class BillingForm(FlaskForm):
     """Who the invoice is for; the address may stay empty (the delivery address is used)."""
 
@@ -101,7 +117,7 @@ class BillingForm(FlaskForm):
         self.billing_country.choices = country_choices()
 
 
-class CheckoutForm(BillingForm):
+class CheckoutForm(BillingForm, AccountFields):
     plan = RadioField(_l("Plan"), coerce=int, validators=[
         InputRequired(_l("Choose one of the plans."))])
     copies = IntegerField(_l("Number of copies"), default=1, validators=[
@@ -110,18 +126,6 @@ class CheckoutForm(BillingForm):
         description=_l("Organisations: the price per copy drops from 5 and from 10 copies."))
     first_issue = SelectField(_l("Start with"), coerce=str, default="")
     addresses = FieldList(FormField(AddressForm), min_entries=3, max_entries=3)
-
-    account_name = StringField(_l("Your name"), filters=[strip], validators=[Length(max=200)],
-                               render_kw={"autocomplete": "name"})
-    account_email = EmailField(_l("E-mail"), filters=[strip], validators=[
-        Optional(), Email(_l("This is not a valid e-mail address."),
-                          check_deliverability=False), Length(max=254)],
-        render_kw={"autocomplete": "email"})
-    account_password = PasswordField(
-        _l("Choose a password"), validators=[Length(max=128)],
-        description=_l("At least 10 characters. You log in with it to see your subscription "
-                       "and invoices."),
-        render_kw={"autocomplete": "new-password"})
 
     promo_code = StringField(_l("Promo code"), filters=[strip], validators=[Length(max=40)])
 
@@ -138,7 +142,7 @@ class CheckoutForm(BillingForm):
     provider = RadioField(_l("Payment"), default="bank_transfer")
 
 
-class BackIssueForm(BillingForm):
+class BackIssueForm(BillingForm, AccountFields):
     quantity = IntegerField(_l("Number of copies"), default=1, validators=[
         InputRequired(_l("How many copies?")),
         NumberRange(min=1, max=50, message=_l("Choose between 1 and 50 copies."))])

@@ -186,12 +186,18 @@ def _place(form: CheckoutForm, checkout_request: services.CheckoutRequest, local
     placed = services.place_order(checkout_request, buyer=buyer)
     db.session.commit()
     if new_account:
-        from magazine.auth.views import _log_in
-
-        _log_in(buyer)
-        flash(_("Your account is made. We mailed you a link to confirm your e-mail address: "
-                "you need it to log in next time."), "info")
+        _start_session(buyer)
     return _after_placing(placed)
+
+
+def _start_session(buyer) -> None:
+    """Log a newcomer in right after the order that made their account (the foundation's
+    login: a fresh server-side session)."""
+    from magazine.auth.views import _log_in
+
+    _log_in(buyer)
+    flash(_("Your account is made. We mailed you a link to confirm your e-mail address: "
+            "you need it to log in next time."), "info")
 
 
 def _after_placing(placed: services.PlacedOrder):
@@ -224,8 +230,8 @@ def _billing_fields(form, locale: str, provider: str) -> services.CheckoutReques
 
 
 @bp.route("/back-issues/<int:offer_id>", methods=["GET", "POST"])
-@login_required
 def order_back_issue(offer_id: int):
+    """One page, like the checkout: a newcomer makes the account in the same form."""
     offer = db.get_or_404(SingleCopyOffer, offer_id)
     if not offer.active:
         abort(404)
@@ -233,20 +239,26 @@ def order_back_issue(offer_id: int):
     form = BackIssueForm()
     providers = checkout_providers(current_app)
     form.provider.choices = [SelectChoice(p.name, str(p.label)) for p in providers]
-    if request.method == "GET":
+    if request.method == "GET" and current_user.is_authenticated:
         form.billing_name.data = current_user.name
         form.address.form.name.data = current_user.name
     if form.validate_on_submit():
+        new_account = not current_user.is_authenticated
         try:
+            buyer = services.create_buyer_account(
+                form.account_name.data or "", form.account_email.data or "",
+                form.account_password.data or "", locale=locale) if new_account else _user()
             placed = services.place_single_copy_order(
                 offer, form.quantity.data, _address_input(form.address.form),
                 _billing_fields(form, locale, form.provider.data or "bank_transfer"),
-                buyer=_user())
+                buyer=buyer)
         except DomainError as error:
             db.session.rollback()
-            show_error(form, error)
+            show_error(form, error, CHECKOUT_FIELD_NAMES)
         else:
             db.session.commit()
+            if new_account:
+                _start_session(buyer)
             return _after_placing(placed)
     return render_template("subscriptions/back_issue_order.html", form=form, offer=offer), (
         400 if form.errors else 200)

@@ -78,3 +78,21 @@ def test_sold_out_and_withdrawn_offers(app, login_as):
     page = client.get("/back-issues").get_data(as_text=True)
     assert f"/back-issues/{offer_id}" not in page
     assert client.get(f"/back-issues/{hidden_id}").status_code == 404
+
+
+def test_a_newcomer_orders_a_back_issue_and_gets_an_account(app, client, outbox):
+    with app.app_context():
+        offer = SingleCopyOffer(issue_id=make_issue().id, price_cents=1500, stock=5)
+        db.session.add(offer)
+        db.session.commit()
+        offer_id = offer.id
+    page = client.get(f"/back-issues/{offer_id}").get_data(as_text=True)
+    assert "account_password" in page
+    response = client.post(f"/back-issues/{offer_id}", data={
+        "quantity": "1", "provider": "bank_transfer", "billing_country": "BE", **ADDRESS,
+        "account_name": "Els", "account_email": "els@nieuw.example",
+        "account_password": "een goed wachtwoord"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert client.get(response.headers["Location"]).status_code == 200  # logged in
+    assert {m.template for m in outbox("els@nieuw.example")} == {
+        "verify_email", "subscriptions_order_confirmation"}
