@@ -288,3 +288,14 @@ def test_invoice_pdf_has_publisher_buyer_lines_vat_and_how_to_pay(app):
     assert f"Credit note {note.number}" in text and order.invoice.number in text
     assert "-€275.00" in text
     assert "Plan" in text  # the credited invoice's lines are repeated
+
+
+def test_a_free_order_is_paid_at_once():
+    plan = make_plan(price_cents=6500, shipping=(0, 0, 0))
+    make_promo("GRATIS", percent=100)
+    order = place(plan, make_user(), promo_code="gratis")
+    assert order.total_cents == 0 and order.state == OrderState.PAID
+    assert order.subscriptions[0].state == SubscriptionState.ACTIVE
+    assert [p.state for p in order.payments] == [PaymentState.CANCELLED, PaymentState.PAID]
+    assert mails("subscriptions_order_confirmation") == []
+    assert len(mails("subscriptions_payment_received")) == 1
