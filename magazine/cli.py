@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -83,7 +85,7 @@ def register_cli(app: Flask) -> None:
 
         def start(total: int) -> None:
             nonlocal bar
-            bar = click.progressbar(length=total, label=name, file=click.get_text_stream("stderr"))
+            bar = click.progressbar(length=total, label=name, file=sys.stderr)
             bar.__enter__()
 
         def advance(n: int) -> None:
