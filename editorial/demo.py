@@ -226,7 +226,8 @@ def _pitches(today: date, people: dict, authors: list[User], rubrics: dict,
                       proposer_name=name, proposer_email=email,
                       proposer_organisation=organisation, proposed_author=name,
                       estimated_words=900 + 100 * n, is_public=public,
-                      confirmed_at=now_utc() - timedelta(days=30 - n),
+                      confirmed_at=now_utc() - timedelta(days=30 - 4 * n),
+                      created_at=now_utc() - timedelta(days=30 - 4 * n, hours=2),
                       target_issue=issues[3] if n % 2 else None)
         db.session.add(pitch)
         db.session.flush()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from editorial.overview import WorkItem, due_work
-from editorial.services import INFO_LINK_DAYS, _new_link, today_local
+from editorial.services import INFO_LINK_DAYS, new_link, today_local
 from magazine.db import db
 from magazine.jobs import JobResult, Progress, brussels_cron, register_job
 from magazine.mail import queue_mail
@@ -45,7 +45,7 @@ def _link(item: WorkItem) -> str:
         # An external reader has no account: a fresh link to their own reading.
         from editorial.models import LinkPurpose
 
-        token = _new_link(LinkPurpose.REVIEW, int(item.key.split(":")[1]),
+        token = new_link(LinkPurpose.REVIEW, int(item.key.split(":")[1]),
                           days=INFO_LINK_DAYS)
         return external_url("editorial_public.review", token=token)
     return external_url(item.endpoint, **values)

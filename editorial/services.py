@@ -243,7 +243,7 @@ def _mail_pitch_decision(pitch: Pitch, event: AuditEvent, actor: User | None) ->
     context: dict = {"pitch": pitch, "decision": pitch.state.value, "chief": actor,
                      "note": pitch.decision_note}
     if pitch.state == PitchState.NEEDS_INFO:
-        token = _new_link(LinkPurpose.PITCH_INFO, pitch.id, days=INFO_LINK_DAYS)
+        token = new_link(LinkPurpose.PITCH_INFO, pitch.id, days=INFO_LINK_DAYS)
         context["answer_url"] = external_url("editorial_public.answer_pitch", token=token)
         context["answer_by"] = today_local() + timedelta(days=14)
     if pitch.state == PitchState.ACCEPTED and pitch.article is not None:
@@ -299,7 +299,7 @@ def _mail_article_move(article: Article, source: ArticleState, to: ArticleState,
                    locale=author.locale, decision=to.value,
                    reviews=_author_visible_reviews(article), **context)
     elif to == ArticleState.AUTHOR_APPROVAL:
-        token = _new_link(LinkPurpose.AUTHOR_APPROVAL, article.id, days=INFO_LINK_DAYS)
+        token = new_link(LinkPurpose.AUTHOR_APPROVAL, article.id, days=INFO_LINK_DAYS)
         queue_mail(author.email, "editorial_author_approval", key=f"{key}:author",
                    locale=author.locale,
                    approval_url=external_url("editorial_public.approval", token=token), **context)
@@ -357,7 +357,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _new_link(purpose: LinkPurpose, object_id: int, *, days: int) -> str:
+def new_link(purpose: LinkPurpose, object_id: int, *, days: int) -> str:
     token = secrets.token_urlsafe(32)
     db.session.add(MagicLink(token_hash=_hash(token), purpose=purpose, object_id=object_id,
                              expires_at=now_utc() + timedelta(days=days)))
@@ -749,7 +749,7 @@ def submit_public_pitch(*, name: str, email: str, title: str, summary: str,
     )
     db.session.add(pitch)
     db.session.flush()
-    token = _new_link(LinkPurpose.CONFIRM_PITCH, pitch.id, days=CONFIRM_LINK_DAYS)
+    token = new_link(LinkPurpose.CONFIRM_PITCH, pitch.id, days=CONFIRM_LINK_DAYS)
     queue_mail(email, "editorial_pitch_confirm", key=f"editorial:pitch:{pitch.id}:confirm",
                pitch=pitch, valid_days=CONFIRM_LINK_DAYS,
                confirm_url=external_url("editorial_public.confirm_pitch", token=token))
@@ -1175,7 +1175,7 @@ def assign_reader(article: Article, *, actor: User, due_date: date, reader: User
     else:
         days = (due_date - today_local()).days + 14
         url = external_url("editorial_public.review",
-                           token=_new_link(LinkPurpose.REVIEW, review.id, days=days))
+                           token=new_link(LinkPurpose.REVIEW, review.id, days=days))
     queue_mail(review.reader_email, "editorial_review_request",
                key=f"editorial:review:{review.id}:request",
                locale=reader.locale if reader else "nl_BE", review=review, article=article,
