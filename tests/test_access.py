@@ -110,6 +110,8 @@ ACCESS: dict[str, Access] = {
     "auth.reset_password": Access(EVERYONE, args={"token": "not-a-token"}),
     "auth.accept_invitation": Access(EVERYONE, args={"token": "not-a-token"}),
     "auth.change_password": Access(LOGGED_IN),
+    "auth.profile": Access(LOGGED_IN),
+    "auth.confirm_email_change": Access(EVERYONE, args={"token": "not-a-token"}),
     "admin.index": Access(ADMIN_ROLES),
     "admin.user_detail": Access(ADMIN_ROLES, args={"user_id": 1}),
     "admin.block_user": Access(ADMIN_ROLES, method="POST", args={"user_id": 1}),

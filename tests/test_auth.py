@@ -416,3 +416,46 @@ def test_logout_keeps_the_language_being_read(app, client):
     client.post("/language", data={"locale": "en"})
     page = client.post("/logout", follow_redirects=True).get_data(as_text=True)
     assert "You are logged out." in page and 'lang="en"' in page
+
+
+# ---------------------------------------------------------------- profile
+
+def test_name_change_is_saved_and_audited(app, client):
+    with app.app_context():
+        make_user(email="kim@example.org", name="Kim")
+    log_in(client, "kim@example.org")
+    response = client.post("/account/profile", data={"profile-name": "  Kim Peeters "})
+    assert response.status_code == 302
+    with app.app_context():
+        assert get_user("kim@example.org").name == "Kim Peeters"
+    assert client.post("/account/profile", data={"profile-name": " "}).status_code == 400
+
+
+def test_email_change_happens_only_when_the_new_address_confirms(app, client, outbox):
+    with app.app_context():
+        make_user(email="kim@example.org")
+        make_user(email="taken@example.org")
+    log_in(client, "kim@example.org")
+    wrong_password = client.post("/account/profile", data={
+        "email-email": "new@example.org", "email-password": "not-my-password"})
+    assert wrong_password.status_code == 400
+    taken = client.post("/account/profile", data={
+        "email-email": "taken@example.org", "email-password": DEFAULT_PASSWORD})
+    assert taken.status_code == 400 and outbox("taken@example.org") == []
+
+    client.post("/account/profile", data={
+        "email-email": "New@Example.org", "email-password": DEFAULT_PASSWORD})
+    with app.app_context():
+        assert get_user("kim@example.org") is not None  # nothing changed yet
+    [mail] = outbox("new@example.org")
+    link = link_in(mail, "/account/email/")
+    assert client.get(link).status_code == 200
+    with app.app_context():
+        assert get_user("new@example.org") is not None
+        assert get_user("kim@example.org") is None
+    assert [m.template for m in outbox("kim@example.org")] == ["email_changed"]
+    # The link works once.
+    assert client.get(link).status_code == 400
+    assert len(outbox("kim@example.org")) == 1
+    client.post("/logout")
+    assert log_in(client, "new@example.org").status_code == 302

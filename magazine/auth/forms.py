@@ -80,6 +80,24 @@ class NewPasswordForm(FlaskForm):
     password_again = password_again_field(_l("New password again"))
 
 
+class ProfileForm(FlaskForm):
+    name = StringField(
+        _l("Name"),
+        validators=[DataRequired(_l("Fill in your name.")), Length(max=200)],
+        filters=[strip],
+        render_kw={"autocomplete": "name"},
+    )
+
+
+class EmailChangeForm(FlaskForm):
+    email = email_field()
+    password = PasswordField(
+        _l("Current password"),
+        validators=[DataRequired(_l("Fill in your current password."))],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
 class ChangePasswordForm(NewPasswordForm):
     current_password = PasswordField(
         _l("Current password"),

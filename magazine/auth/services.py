@@ -396,6 +396,60 @@ def set_locale(user: User, locale: str) -> None:
     user.locale = locale
 
 
+def update_name(user: User, name: str) -> None:
+    name = name.strip()
+    if not name:
+        raise DomainError(_("Fill in your name."), field="name")
+    if name != user.name:
+        audit.record("user.renamed", "user", user.id, actor=user, old=user.name, new=name)
+        user.name = name
+
+
+def request_email_change(user: User, new_email: str, password: str) -> None:
+    """Mail a confirmation link to the new address; the change happens when it is followed.
+    The current password is asked because the address is where password resets go."""
+    new_email = normalize_email(new_email)
+    if not _password_matches(user, password):
+        raise DomainError(_("Your current password is not right."), field="password")
+    if new_email == user.email:
+        raise DomainError(_("This is your current address already."), field="email")
+    if find_user_by_email(new_email) is not None:
+        raise DomainError(
+            _("There is already an account with this e-mail address."), field="email"
+        )
+    token = _serializer("email-change").dumps({"uid": user.id, "old": user.email,
+                                                "new": new_email})
+    queue_mail(
+        new_email, "confirm_email_change",
+        key=f"email-change:{user.id}:{now_utc().isoformat()}",
+        locale=user.locale, user=user, new_email=new_email,
+        confirm_url=external_url("auth.confirm_email_change", token=token),
+        valid_days=current_app.config["TOKEN_MAX_AGE_VERIFY"] // 86400,
+    )
+
+
+def confirm_email_change(token: str) -> User:
+    """Switch to the new address (once: the link names the old one) and tell the old one."""
+    data = _read_token("email-change", token, current_app.config["TOKEN_MAX_AGE_VERIFY"])
+    user = db.session.get(User, data["uid"])
+    if user is None or user.email != data.get("old"):
+        raise DomainError(_("This link has been used already. Ask for a new one."))
+    new_email = str(data.get("new", ""))
+    if find_user_by_email(new_email) is not None:
+        raise DomainError(_("There is already an account with this e-mail address."))
+    old_email = user.email
+    user.email = new_email
+    user.email_verified_at = now_utc()
+    audit.record("user.email_changed", "user", user.id, actor=user, old=old_email, new=new_email)
+    queue_mail(
+        old_email, "email_changed",
+        key=f"email-changed:{user.id}:{now_utc().isoformat()}",
+        locale=user.locale, user=user, new_email=new_email,
+        reset_url=external_url("auth.forgot_password"),
+    )
+    return user
+
+
 # ---------------------------------------------------------------- roles
 
 @dataclass(frozen=True)

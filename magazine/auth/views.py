@@ -9,9 +9,11 @@ from flask_login import current_user, login_required, login_user, logout_user
 from magazine.auth import services
 from magazine.auth.forms import (
     ChangePasswordForm,
+    EmailChangeForm,
     EmailForm,
     LoginForm,
     NewPasswordForm,
+    ProfileForm,
     RegisterForm,
 )
 from magazine.db import db
@@ -175,6 +177,56 @@ def _choose_password(token: str, purpose: str):
             return redirect(url_for("auth.login", email=user.email))
     template = "auth/accept_invitation.html" if purpose == "invite" else "auth/reset_password.html"
     return render_template(template, form=form, user=user), 400 if form.errors else 200
+
+
+@bp.route("/account/profile", methods=["GET", "POST"])
+@login_required
+def profile():
+    """Name right away; a new e-mail address once it is confirmed from that mailbox."""
+    user = current_user._get_current_object()
+    name_form = ProfileForm(prefix="profile")
+    email_form = EmailChangeForm(prefix="email")
+    if request.method == "GET":
+        name_form.name.data = user.name
+    if "profile-name" in request.form and name_form.validate_on_submit():
+        try:
+            services.update_name(user, name_form.name.data)
+        except DomainError as error:
+            db.session.rollback()
+            show_domain_error(name_form, error)
+        else:
+            db.session.commit()
+            flash(_("Your name has been saved."), "success")
+            return redirect(url_for("core.account"))
+    elif "email-email" in request.form and email_form.validate_on_submit():
+        try:
+            services.request_email_change(user, email_form.email.data, email_form.password.data)
+        except DomainError as error:
+            db.session.rollback()
+            show_domain_error(email_form, error)
+        else:
+            db.session.commit()
+            flash(_("We have sent a link to %(email)s. Your address changes when you follow it.",
+                    email=email_form.email.data), "info")
+            return redirect(url_for("core.account"))
+    status = 400 if name_form.errors or email_form.errors else 200
+    return render_template("auth/profile.html", name_form=name_form,
+                           email_form=email_form), status
+
+
+@bp.route("/account/email/<token>")
+def confirm_email_change(token: str):
+    try:
+        user = services.confirm_email_change(token)
+    except DomainError as error:
+        db.session.rollback()
+        return render_template("auth/message.html", title=_("E-mail address not changed"),
+                               text=error.message), 400
+    db.session.commit()
+    return render_template(
+        "auth/message.html", title=_("Your e-mail address has been changed."),
+        text=_("From now on you log in with %(email)s.", email=user.email),
+    )
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
