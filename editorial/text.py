@@ -81,7 +81,8 @@ def docx_to_markdown(data: bytes) -> str:
 
 def side_by_side(old: str, new: str, old_label: str, new_label: str) -> Markup:
     """Two versions next to each other, changed lines marked (difflib escapes the text)."""
-    table = difflib.HtmlDiff(tabsize=4, wrapcolumn=60).make_table(
+    table = difflib.HtmlDiff(tabsize=4).make_table(
         (old or "").splitlines(), (new or "").splitlines(), old_label, new_label,
         context=False)
-    return Markup(table)  # difflib escapes &, < and >
+    # difflib writes every space as &nbsp;: give the browser its spaces back to wrap at.
+    return Markup(table.replace("&nbsp;", " "))  # difflib escapes &, < and >
