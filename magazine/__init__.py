@@ -100,9 +100,16 @@ def _register_blueprints(app: Flask) -> None:
     from magazine.auth.views import bp as auth_bp
     from magazine.views import bp as core_bp
     from subscriptions.office import bp as subscriptions_office_bp
+    from subscriptions.payment_views import bp as payments_bp
     from subscriptions.views import bp as subscriptions_bp
+    from subscriptions.webhooks import bp as payment_webhooks_bp
 
     for blueprint in (core_bp, auth_bp, admin_bp, editorial_bp, subscriptions_bp, business_bp,
-                      subscriptions_office_bp):
+                      subscriptions_office_bp, payments_bp, payment_webhooks_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(editorial_public_bp)
+    from subscriptions.dispatch_views import bp as dispatch_office_bp
+    from subscriptions.dispatch_views import public_bp as dispatch_public_bp
+
+    app.register_blueprint(dispatch_office_bp)
+    app.register_blueprint(dispatch_public_bp)

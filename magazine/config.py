@@ -127,6 +127,10 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "STRIPE_API_BASE": environ.get("STRIPE_API_BASE", "").strip(),
         "MOLLIE_API_KEY": environ.get("MOLLIE_API_KEY", "").strip(),
         "MOLLIE_API_ENDPOINT": environ.get("MOLLIE_API_ENDPOINT", "").strip(),
+        # Seconds to wait for Stripe or Mollie before saying "try again" (connect and read).
+        "PROVIDER_TIMEOUT_SECONDS": _int(
+            "PROVIDER_TIMEOUT_SECONDS", environ.get("PROVIDER_TIMEOUT_SECONDS"), 10
+        ),
         "BANK_IBAN": environ.get("BANK_IBAN", "").strip() or "BE71096123456769",
         "BANK_BIC": environ.get("BANK_BIC", "").strip() or "GKCCBEBB",
         # The publisher on invoices (name, address, VAT number) and as the transfer's payee.

@@ -140,6 +140,10 @@ class CheckoutForm(BillingForm, AccountFields):
                                  validators=[Length(max=1000)])
 
     provider = RadioField(_l("Payment"), default="bank_transfer")
+    save_method = BooleanField(
+        _l("Renew automatically with this card or bank account"),
+        description=_l("Online payments only: the payment method is saved for the next term; "
+                       "you can remove it in your account at any time."))
 
 
 class BackIssueForm(BillingForm, AccountFields):

@@ -304,9 +304,30 @@ class Payment(db.Model):
     received_on: Mapped[date | None]
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # Online payments (see subscriptions/payments.py): where the buyer pays, how, whether
+    # this first payment saves the method for renewals, the provider's customer and
+    # payment intent, and the key that makes a retried call the same call.
+    checkout_url: Mapped[str | None] = mapped_column(sa.String(500))
+    method: Mapped[str] = mapped_column(sa.String(32), default="", server_default="")
+    save_method: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    customer_ref: Mapped[str | None] = mapped_column(sa.String(100))
+    intent_ref: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True)
+    last_error: Mapped[str] = mapped_column(sa.String(300), default="", server_default="")
 
     order: Mapped[Order] = relationship(back_populates="payments")
     refunds: Mapped[list[Refund]] = relationship(back_populates="payment", order_by="Refund.id")
+    chargebacks: Mapped[list[Chargeback]] = relationship(back_populates="payment",
+                                                         order_by="Chargeback.id")
+
+    @property
+    def refunded_cents(self) -> int:
+        return sum(refund.amount_cents for refund in self.refunds)
+
+    @property
+    def refundable_cents(self) -> int:
+        charged_back = sum(chargeback.amount_cents for chargeback in self.chargebacks)
+        return max(self.amount_cents - self.refunded_cents - charged_back, 0)
 
 
 class Refund(db.Model):
@@ -322,8 +343,73 @@ class Refund(db.Model):
     amount_cents: Mapped[int]
     reason: Mapped[str] = mapped_column(sa.String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    credit_note_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_notes.id"))
 
     payment: Mapped[Payment] = relationship(back_populates="refunds")
+    credit_note: Mapped[CreditNote | None] = relationship()
+
+
+class Chargeback(db.Model):
+    """The payer's bank took (part of) a paid payment back; recorded once per provider id."""
+
+    __tablename__ = "chargebacks"
+    __table_args__ = (sa.UniqueConstraint("provider", "provider_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int] = mapped_column(sa.ForeignKey("payments.id"), index=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    provider_ref: Mapped[str] = mapped_column(sa.String(100))
+    amount_cents: Mapped[int]
+    reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    payment: Mapped[Payment] = relationship(back_populates="chargebacks")
+
+
+class MandateState(enum.StrEnum):
+    VALID = "valid"
+    REVOKED = "revoked"    # removed by the subscriber (and revoked at the provider)
+    REPLACED = "replaced"  # a newer method took its place
+
+
+class Mandate(db.Model):
+    """A payment method the provider keeps for a subscriber's automatic renewals (Mollie: a
+    mandate; Stripe: a saved PaymentMethod on a Customer). Recorded once per provider id."""
+
+    __tablename__ = "mandates"
+    __table_args__ = (sa.UniqueConstraint("provider", "mandate_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    customer_ref: Mapped[str] = mapped_column(sa.String(100))
+    mandate_ref: Mapped[str] = mapped_column(sa.String(100))
+    method: Mapped[str] = mapped_column(sa.String(32))
+    label: Mapped[str] = mapped_column(sa.String(100))
+    state: Mapped[MandateState] = mapped_column(str_enum(MandateState),
+                                                default=MandateState.VALID)
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class ProviderEvent(db.Model):
+    """A provider's notification, recorded once by its id (Stripe: the event id; Mollie,
+    which only sends a payment id: the payment id with the status it was found in), so a
+    duplicate is recognised and answered at once."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (sa.UniqueConstraint("provider", "event_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    event_ref: Mapped[str] = mapped_column(sa.String(160))
+    kind: Mapped[str] = mapped_column(sa.String(80), default="")
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
 
 class Subscription(db.Model):

@@ -432,6 +432,8 @@ class CheckoutRequest:
     gift_message: str = ""
     provider: str = "bank_transfer"
     locale: str = "nl_BE"
+    # Online payments: save the method (a mandate) for automatic renewals.
+    save_method: bool = False
 
 
 def validate_postcode(postcode: str, country: str, field_name: str) -> str:
@@ -652,8 +654,14 @@ def _new_order(request: CheckoutRequest, *, buyer: User, provider_name: str, vat
     return order
 
 
-def _open_payment(order: Order, provider, *, buyer: User) -> PlacedOrder:
+def _open_payment(order: Order, provider, *, buyer: User,
+                  save_method: bool = False) -> PlacedOrder:
     """Open the payment with the provider, issue the invoice, mail how to pay."""
+    if provider.online and order.total_cents > 0:
+        from subscriptions import payments
+
+        return payments.open_online_payment(order, provider, buyer=buyer,
+                                            save_method=save_method)
     payment = Payment(order_id=order.id, provider=provider.name, amount_cents=order.total_cents)
     db.session.add(payment)
     db.session.flush()
@@ -707,7 +715,8 @@ def place_order(request: CheckoutRequest, *, buyer: User) -> PlacedOrder:
     db.session.flush()
     audit.record("order.placed", "order", order.id, actor=buyer, total_cents=order.total_cents,
                  plan=quote.plan.code, copies=quote.copies)
-    return _open_payment(order, provider, buyer=buyer)
+    return _open_payment(order, provider, buyer=buyer,
+                         save_method=request.save_method and subscription.auto_renew)
 
 
 # ---------------------------------------------------------------- single copies
@@ -865,7 +874,7 @@ def _locked_order(order_id: int) -> Order:
 def record_payment(
     order: Order, *, provider_name: str, amount_cents: int | None = None,
     actor: User | None, received_on: date | None = None, note: str = "",
-    provider_ref: str | None = None,
+    provider_ref: str | None = None, payment: Payment | None = None,
 ) -> Payment | None:
     """Money came in for an order: the payment becomes paid, the order paid, its
     subscriptions active; the buyer (and a gift's recipient) are mailed. Recording it a
@@ -884,7 +893,8 @@ def record_payment(
             _("The amount differs from the order's total; record the exact total."),
             field="amount",
         )
-    payment = next(
+    # An online provider names its payment (the one its webhook is about).
+    payment = payment or next(
         (p for p in order.payments if p.provider == provider_name
          and p.state in (PaymentState.OPEN, PaymentState.PENDING)), None)
     if payment is None:

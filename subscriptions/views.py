@@ -119,6 +119,7 @@ def _checkout_request(form: CheckoutForm, locale: str) -> services.CheckoutReque
         gift_recipient_email=form.gift_recipient_email.data or "",
         gift_message=form.gift_message.data or "",
         provider=form.provider.data or "bank_transfer", locale=locale,
+        save_method=bool(form.save_method.data),
     )
 
 

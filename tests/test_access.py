@@ -161,6 +161,22 @@ ACCESS: dict[str, Access] = {
     "subscriptions_office.plan_edit": Access(BUSINESS_ROLES),
     "subscriptions_office.promo_codes": Access(BUSINESS_ROLES),
     "subscriptions_office.promo_edit": Access(BUSINESS_ROLES),
+    # Online payments (issue 5): the buyer's own payment (404 for another's), the
+    # provider webhooks (public; a bad signature or an unknown id changes nothing).
+    "payments.payment_return": Access(LOGGED_IN, args={"payment_id": 999}),
+    "payments.payment_status": Access(LOGGED_IN, args={"payment_id": 999}),
+    "payments.payment_retry": Access(LOGGED_IN, method="POST", args={"payment_id": 999}),
+    "payments.remove_method": Access(LOGGED_IN, method="POST", args={"mandate_id": 999}),
+    "payments.refund": Access(BUSINESS_ROLES, method="POST", args={"payment_id": 999}),
+    "payment_webhooks.stripe": Access(EVERYONE, method="POST"),
+    "payment_webhooks.mollie": Access(EVERYONE, method="POST"),
+    # Dispatch (issue 6): the coordinator's back office; the digital subscriber's personal
+    # download link (a bad or expired token is a 404 page for everyone).
+    "dispatch_office.index": Access(BUSINESS_ROLES),
+    "dispatch_office.detail": Access(BUSINESS_ROLES, args={"issue_id": 999}),
+    "dispatch_office.start": Access(BUSINESS_ROLES, method="POST", args={"issue_id": 999}),
+    "dispatch_office.mailing_file": Access(BUSINESS_ROLES, args={"issue_id": 999}),
+    "dispatch_public.download": Access(EVERYONE, args={"token": "not-a-token"}),
     # Last: it ends the session of the client that walks the table.
     "auth.logout": Access(EVERYONE, method="POST"),
 }

@@ -1,4 +1,4 @@
-"""The payment providers by name. Stripe and Mollie register here in the payments issue."""
+"""The payment providers by name, in the order checkout shows them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from flask import Flask
 from subscriptions.providers.bank_transfer import BankTransferProvider
 from subscriptions.providers.base import PaymentProvider
 from subscriptions.providers.manual import ManualProvider
+from subscriptions.providers.mollie import MollieProvider
+from subscriptions.providers.stripe import StripeProvider
 
 PROVIDERS: dict[str, PaymentProvider] = {
-    provider.name: provider for provider in (BankTransferProvider(), ManualProvider())
+    provider.name: provider
+    for provider in (MollieProvider(), StripeProvider(), BankTransferProvider(), ManualProvider())
 }
 
 

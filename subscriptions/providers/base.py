@@ -9,6 +9,7 @@ its own format inside its adapter.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,6 +29,16 @@ class NotSupported(ProviderError):
     """This provider cannot do that (e.g. a bank transfer has no mandate to charge)."""
 
 
+class ProviderUnavailable(ProviderError):
+    """The provider is down or slow (timeout, 5xx, an answer that is not its API): the same
+    call may be tried again later, with the same idempotency key."""
+
+
+class ProviderRefused(ProviderError):
+    """The provider understood and said no (e.g. a refund larger than what is left); the
+    message is safe to show to the coordinator."""
+
+
 @dataclass(frozen=True)
 class PaymentStart:
     """What the buyer does next: follow `redirect_url` (online providers), or read the
@@ -39,10 +50,55 @@ class PaymentStart:
     state: PaymentState = PaymentState.OPEN
 
 
+class ChargeOutcome(enum.StrEnum):
+    """What an off-session charge of a saved mandate came to (the renewals job acts on it)."""
+
+    PAID = "paid"
+    PENDING = "pending"                  # a direct debit: the bank answers in days
+    FAILED_RETRYABLE = "failed_retryable"  # provider down, or a soft decline: try again later
+    FAILED_NEEDS_CUSTOMER = "failed_needs_customer"  # authentication, revoked mandate, ...
+
+
 @dataclass(frozen=True)
 class ChargeResult:
-    provider_ref: str
+    provider_ref: str | None
     state: PaymentState
+    outcome: ChargeOutcome = ChargeOutcome.PAID
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SavedMethod:
+    """A reusable payment method (mandate) the provider holds for a customer."""
+
+    customer_ref: str
+    mandate_ref: str
+    method: str  # e.g. "card", "sepa_debit", "creditcard", "directdebit"
+    label: str   # e.g. "Mastercard •••• 6787", "IBAN •••• 6769"
+
+
+@dataclass(frozen=True)
+class ProviderMoney:
+    """A refund or chargeback as the provider reports it, in cents."""
+
+    provider_ref: str
+    amount_cents: int
+    status: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ProviderPayment:
+    """A payment as the provider reports it now (re-fetched, never read from a webhook
+    body): its state, and the refunds, chargebacks and saved method hanging on it."""
+
+    state: PaymentState
+    method: str = ""
+    intent_ref: str | None = None
+    refunds: tuple[ProviderMoney, ...] = ()
+    chargebacks: tuple[ProviderMoney, ...] = ()
+    saved_method: SavedMethod | None = None
+    failure_reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,179 @@
+"""Pages of online payments: the page the buyer returns to from Stripe or Mollie (with its
+JSON status for the small polling script, and a retry), the subscriber's saved payment
+method, and the coordinator's refunds.
+
+Every page shows only the person's own payment (someone else's id is a 404); the refund is
+for the business coordinator. A provider that is down or slow never shows as an error page:
+the payment stays visible with a message and a button to try again.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import DecimalField, StringField
+from wtforms.validators import InputRequired, Length, NumberRange
+
+from magazine.auth.forms import strip
+from magazine.db import db
+from magazine.errors import DomainError, PermissionDenied
+from magazine.forms import ConfirmForm
+from magazine.roles import BUSINESS_ROLES
+from magazine.security import roles_required
+from subscriptions import payment_jobs as _payment_jobs  # noqa: F401  (registers the job)
+from subscriptions import payments, services
+from subscriptions.models import Mandate, Payment
+from subscriptions.providers.base import ProviderUnavailable
+from subscriptions.states import OrderState, PaymentState
+
+bp = Blueprint("payments", __name__)
+
+
+class RefundForm(FlaskForm):
+    amount = DecimalField(_l("Amount to refund (€)"), places=2,
+                          validators=[InputRequired(), NumberRange(min=Decimal("0.01"))])
+    reason = StringField(_l("Reason (printed on the credit note)"), filters=[strip],
+                         validators=[InputRequired(), Length(max=200)])
+
+
+def _user():
+    return current_user._get_current_object()
+
+
+def _own_payment_or_404(payment_id: int) -> Payment:
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or services.own_order(_user(), payment.order_id) is None:
+        abort(404)
+    return payment
+
+
+# ---------------------------------------------------------------- the return page
+
+@bp.route("/payments/<int:payment_id>")
+@login_required
+def payment_return(payment_id: int):
+    """Where the provider sends the buyer back: paid, waiting for the bank, or not paid
+    (yet). The page asks the provider itself, so it does not wait for the webhook."""
+    payment = _own_payment_or_404(payment_id)
+    unavailable = False
+    if payments.is_online(payment) and payment.state in payments.OPEN_STATES \
+            and payment.provider_ref:
+        try:
+            payments.sync_payment(payment)
+            db.session.commit()
+        except ProviderUnavailable:
+            db.session.rollback()
+            unavailable = True
+        except DomainError:
+            db.session.rollback()
+    payment = db.session.get(Payment, payment_id)
+    return render_template(
+        "subscriptions/payment_return.html", payment=payment, order=payment.order,
+        PaymentState=PaymentState, OrderState=OrderState,
+        unavailable=unavailable or payment.last_error == "unavailable",
+        confirm_form=ConfirmForm(formdata=None),
+    )
+
+
+@bp.route("/payments/<int:payment_id>/status.json")
+@login_required
+def payment_status(payment_id: int):
+    """For the polling script: the state as we know it (webhooks keep it current)."""
+    payment = _own_payment_or_404(payment_id)
+    return jsonify(state=payment.state.value, order_state=payment.order.state.value,
+                   done=payment.state not in payments.OPEN_STATES)
+
+
+@bp.route("/payments/<int:payment_id>/retry", methods=["POST"])
+@login_required
+def payment_retry(payment_id: int):
+    payment = _own_payment_or_404(payment_id)
+    form = ConfirmForm()
+    if not form.validate() or not payments.is_online(payment):
+        abort(400)
+    try:
+        target = payments.retry_online_payment(payment, actor=_user())
+    except DomainError as error:
+        db.session.commit()  # keep the attempt and its error for the coordinator
+        flash(error.message, "error")
+        return redirect(url_for(".payment_return", payment_id=payment.id))
+    db.session.commit()
+    if target:
+        return redirect(target)
+    latest = payments.latest_payment(payment.order) or payment
+    return redirect(url_for(".payment_return", payment_id=latest.id))
+
+
+# ---------------------------------------------------------------- saved payment method
+
+@bp.route("/account/payment-methods/<int:mandate_id>/remove", methods=["POST"])
+@login_required
+def remove_method(mandate_id: int):
+    mandate = db.session.get(Mandate, mandate_id)
+    if mandate is None or mandate.user_id != current_user.id:
+        abort(404)
+    form = ConfirmForm()
+    if not form.validate():
+        abort(400)
+    try:
+        payments.remove_mandate(mandate, actor=_user())
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash(_("Your payment method is removed. We will send you a payment link when your "
+                "subscription is up for renewal."), "success")
+    return redirect(url_for("core.account"))
+
+
+# ---------------------------------------------------------------- refunds (back office)
+
+def _cents(value: Decimal) -> int:
+    return int((value * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@bp.route("/business/subscriptions/payments/<int:payment_id>/refund", methods=["POST"])
+@roles_required(BUSINESS_ROLES)
+def refund(payment_id: int):
+    payment = db.get_or_404(Payment, payment_id)
+    form = RefundForm()
+    back = redirect(url_for("subscriptions_office.order", order_id=payment.order_id))
+    if not form.validate():
+        message = next(iter(form.errors.values()))[0] if form.errors else _("Check the form.")
+        flash(_("Refund not made: %(reason)s", reason=message), "error")
+        return back
+    try:
+        made = payments.refund_payment(payment, _cents(form.amount.data),
+                                       reason=form.reason.data, actor=_user())
+    except (DomainError, PermissionDenied) as error:
+        db.session.rollback()
+        flash(_("Refund not made: %(reason)s", reason=error.message), "error")
+        return back
+    db.session.commit()
+    flash(_("%(amount)s refunded; credit note %(number)s issued.",
+            amount=payments._money(made.amount_cents),
+            number=made.credit_note.number if made.credit_note else "—"), "success")
+    return back
+
+
+# ---------------------------------------------------------------- for other pages' templates
+
+@bp.app_template_global()
+def payment_refund_form() -> RefundForm:
+    return RefundForm(formdata=None)
+
+
+@bp.app_template_global()
+def payment_confirm_form() -> ConfirmForm:
+    return ConfirmForm(formdata=None)
+
+
+@bp.app_template_global()
+def saved_payment_method(user) -> Mandate | None:
+    return payments.mandate_of(user) if user.is_authenticated else None

@@ -1,0 +1,468 @@
+"""Online payments (Stripe, Mollie): starting and retrying a payment, applying what the
+provider reports, refunds and chargebacks, saved methods (mandates), and off-session charges
+for the renewals job.
+
+Every provider answer is applied by `apply_provider_payment`, the one place that moves an
+online payment: under a row lock on the order and then the payment (the same order every
+path takes them, so no deadlocks), returning early when nothing is new. Webhooks, the
+browser's return page and the reconcile job all call it, so duplicates, events out of order
+(a refund reported before the success) and their races change nothing twice. Refunds,
+chargebacks and mandates are recorded once by their provider id (unique constraints).
+
+Provider calls happen before the lock where possible; a provider that is down raises
+`ProviderUnavailable`, which callers turn into "try again" (the payment stays visible).
+Services flush; the view or job commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from magazine import audit
+from magazine.clock import now_utc
+from magazine.db import db
+from magazine.errors import DomainError, PermissionDenied
+from magazine.mail import queue_mail
+from magazine.models import User
+from magazine.urls import external_url
+from subscriptions import services
+from subscriptions.models import (
+    Chargeback,
+    Mandate,
+    MandateState,
+    Order,
+    Payment,
+    ProviderEvent,
+    Refund,
+)
+from subscriptions.providers import PROVIDERS, get_provider
+from subscriptions.providers.base import (
+    ChargeOutcome,
+    ChargeResult,
+    ProviderError,
+    ProviderMoney,
+    ProviderPayment,
+    ProviderRefused,
+    ProviderUnavailable,
+    SavedMethod,
+)
+from subscriptions.states import OrderState, PaymentState
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = (PaymentState.OPEN, PaymentState.PENDING)
+ENDED_STATES = (PaymentState.FAILED, PaymentState.CANCELLED, PaymentState.EXPIRED)
+
+
+def online_provider_names() -> list[str]:
+    return [name for name, provider in PROVIDERS.items() if provider.online]
+
+
+def is_online(payment: Payment) -> bool:
+    return payment.provider in online_provider_names()
+
+
+def return_url(payment: Payment) -> str:
+    return external_url("payments.payment_return", payment_id=payment.id)
+
+
+# ---------------------------------------------------------------- starting a payment
+
+def open_online_payment(order: Order, provider, *, buyer: User, save_method: bool):
+    """The payment of a new order at an online provider, and its invoice. When the provider
+    does not answer, the order is placed all the same: the buyer lands on the payment page,
+    which says so and offers to try again."""
+    payment = _new_attempt(order, provider.name, save_method=save_method)
+    services.issue_invoice(order, actor=buyer)
+    start_online_payment(payment)
+    return services.PlacedOrder(order, payment.checkout_url or return_url(payment))
+
+
+def _new_attempt(order: Order, provider_name: str, *, save_method: bool) -> Payment:
+    payment = Payment(order_id=order.id, provider=provider_name,
+                      amount_cents=order.total_cents, save_method=save_method)
+    db.session.add(payment)
+    db.session.flush()
+    # Derived from what it pays for: the order and this attempt. A retry after a timeout
+    # sends the same key, and the provider answers with the payment it made the first time.
+    payment.idempotency_key = f"order-{order.id}-payment-{payment.id}"
+    db.session.flush()
+    return payment
+
+
+def start_online_payment(payment: Payment) -> bool:
+    """Open the payment at its provider; True when the buyer can go and pay. On failure the
+    reason is kept on the payment (for the coordinator) and the buyer gets a retry."""
+    provider = get_provider(payment.provider)
+    try:
+        start = provider.start_payment(payment, return_url=return_url(payment))
+    except ProviderUnavailable as error:
+        log.warning("payment %s: %s", payment.id, error)
+        payment.last_error = "unavailable"
+        audit.record("payment.start_failed", "payment", payment.id, actor=None,
+                     error=str(error)[:300])
+        db.session.flush()
+        return False
+    except ProviderRefused as error:
+        log.error("payment %s refused by %s: %s", payment.id, payment.provider, error)
+        payment.last_error = str(error)[:300]
+        audit.record("payment.start_refused", "payment", payment.id, actor=None,
+                     error=str(error)[:300])
+        db.session.flush()
+        return False
+    payment.provider_ref = start.provider_ref
+    payment.checkout_url = start.redirect_url
+    payment.last_error = ""
+    db.session.flush()
+    audit.record("payment.started", "payment", payment.id, actor=None,
+                 provider=payment.provider, provider_ref=payment.provider_ref)
+    return True
+
+
+def retry_online_payment(payment: Payment, *, actor: User) -> str | None:
+    """The buyer wants to pay (again): where to send them, or None with nothing to do.
+
+    Not started (the provider was down): start it again, with the same key. Still open:
+    back to the provider's page. Failed, cancelled or expired while the order still awaits
+    payment: a new attempt (a new key: it is another payment)."""
+    order = payment.order
+    if order.user_id != actor.id and not services.is_coordinator(actor):
+        raise PermissionDenied(_("This is not your order."))
+    if order.state != OrderState.AWAITING_PAYMENT:
+        return None
+    if payment.state in OPEN_STATES and payment.provider_ref:
+        try:
+            sync_payment(payment)
+        except ProviderUnavailable as error:
+            raise DomainError(_("The payment service does not answer at the moment. Try again "
+                                "in a few minutes; your order is kept.")) from error
+        if payment.state == PaymentState.OPEN and payment.checkout_url:
+            return payment.checkout_url
+        if payment.state in OPEN_STATES or order.state != OrderState.AWAITING_PAYMENT:
+            return None
+    if payment.state == PaymentState.OPEN and not payment.provider_ref:
+        attempt = payment
+    else:
+        attempt = _new_attempt(order, payment.provider, save_method=payment.save_method)
+    if not start_online_payment(attempt):
+        raise DomainError(_("The payment service does not answer at the moment. Try again "
+                            "in a few minutes; your order is kept."))
+    return attempt.checkout_url
+
+
+def latest_payment(order: Order) -> Payment | None:
+    return order.payments[-1] if order.payments else None
+
+
+# ---------------------------------------------------------------- applying provider news
+
+def sync_payment(payment: Payment) -> Payment:
+    """Re-read the payment at its provider and apply what it says."""
+    snapshot = get_provider(payment.provider).fetch_payment(payment)
+    return apply_provider_payment(payment.id, snapshot)
+
+
+def _locked(payment_id: int) -> tuple[Order, Payment]:
+    order_id = db.session.scalar(sa.select(Payment.order_id).where(Payment.id == payment_id))
+    if order_id is None:
+        raise DomainError(_("This payment does not exist."))
+    order = services._locked_order(order_id)
+    payment = db.session.scalar(
+        sa.select(Payment).where(Payment.id == payment_id).with_for_update()
+        .execution_options(populate_existing=True))
+    return order, payment
+
+
+def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Payment:
+    """Bring our payment to what the provider reports, once (see the module docstring)."""
+    order, payment = _locked(payment_id)
+    if snapshot.intent_ref and payment.intent_ref != snapshot.intent_ref:
+        payment.intent_ref = snapshot.intent_ref
+    if snapshot.method and payment.method != snapshot.method[:32]:
+        payment.method = snapshot.method[:32]
+    target = snapshot.state
+    if target == PaymentState.PAID and payment.state in OPEN_STATES:
+        if order.state == OrderState.AWAITING_PAYMENT:
+            services.record_payment(order, provider_name=payment.provider, actor=None,
+                                    payment=payment, provider_ref=payment.provider_ref,
+                                    note=snapshot.method)
+        else:
+            _paid_after_close(order, payment)
+    elif target == PaymentState.PAID and payment.state in ENDED_STATES:
+        _paid_after_close(order, payment)
+    elif target == PaymentState.PENDING and payment.state == PaymentState.OPEN:
+        services.move_payment(payment, PaymentState.PENDING, actor=None)
+    elif target in ENDED_STATES and payment.state in OPEN_STATES:
+        payment.last_error = snapshot.failure_reason[:300]
+        services.move_payment(payment, target, actor=None, reason=snapshot.failure_reason)
+    if payment.state == PaymentState.PAID:
+        for refund in snapshot.refunds:
+            _record_refund(payment, refund, actor=None)
+        for chargeback in snapshot.chargebacks:
+            _record_chargeback(payment, chargeback)
+    if (snapshot.saved_method and payment.save_method and order.user_id
+            and payment.state in (PaymentState.PAID, PaymentState.PENDING)):
+        _save_mandate(order.user_id, payment, snapshot.saved_method)
+    db.session.flush()
+    return payment
+
+
+def _paid_after_close(order: Order, payment: Payment) -> None:
+    """Money arrived for an order that was paid otherwise, expired or cancelled: the
+    coordinator must pay it back (shown on the order in the back office)."""
+    if payment.last_error == "paid_after_close":
+        return
+    payment.last_error = "paid_after_close"
+    log.warning("payment %s paid at %s after order %s was %s", payment.id, payment.provider,
+                order.id, order.state.value)
+    audit.record("payment.paid_after_close", "payment", payment.id, actor=None,
+                 order=order.id, order_state=order.state.value)
+
+
+def record_event(provider: str, event_ref: str, kind: str, payment_id: int | None) -> bool:
+    """Record a provider's notification once; False when it was recorded before. A racing
+    duplicate waits on the unique key until the first one commits, then finds it."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    inserted = db.session.execute(
+        insert(ProviderEvent)
+        .values(provider=provider, event_ref=event_ref[:160], kind=kind[:80],
+                payment_id=payment_id, received_at=now_utc())
+        .on_conflict_do_nothing(index_elements=["provider", "event_ref"])
+    ).rowcount
+    return inserted == 1
+
+
+# ---------------------------------------------------------------- refunds and chargebacks
+
+def _record_refund(payment: Payment, money: ProviderMoney, *, actor: User | None,
+                   reason: str = "") -> Refund | None:
+    """Record a refund once by its provider id, credit the invoice for it and tell the
+    buyer. Called with the order locked."""
+    if money.provider_ref and db.session.scalar(sa.select(Refund.id).where(
+            Refund.provider == payment.provider, Refund.provider_ref == money.provider_ref)):
+        return None
+    order = payment.order
+    refund = Refund(payment_id=payment.id, provider=payment.provider,
+                    provider_ref=money.provider_ref or None, amount_cents=money.amount_cents,
+                    reason=(reason or money.reason or "")[:300])
+    db.session.add(refund)
+    db.session.flush()
+    invoice = order.invoice
+    if invoice is not None:
+        left = invoice.total_cents - sum(note.total_cents for note in invoice.credit_notes)
+        amount = min(money.amount_cents, left)
+        if amount > 0:
+            with force_locale(order.locale):
+                text = _("Refund of payment %(ref)s", ref=order.reference)
+            note = services.issue_credit_note(invoice, amount_cents=amount,
+                                              reason=(refund.reason or text)[:300],
+                                              actor=actor)
+            refund.credit_note_id = note.id
+    audit.record("payment.refunded", "payment", payment.id, actor=actor,
+                 amount_cents=money.amount_cents, provider_ref=money.provider_ref)
+    queue_mail(order.billing_email, "payments_refunded", key=f"refund:{refund.id}",
+               locale=order.locale, order=order, refund=refund,
+               order_url=external_url("subscriptions.order_detail", order_id=order.id))
+    db.session.flush()
+    return refund
+
+
+def _record_chargeback(payment: Payment, money: ProviderMoney) -> Chargeback | None:
+    if db.session.scalar(sa.select(Chargeback.id).where(
+            Chargeback.provider == payment.provider,
+            Chargeback.provider_ref == money.provider_ref)):
+        return None
+    chargeback = Chargeback(payment_id=payment.id, provider=payment.provider,
+                            provider_ref=money.provider_ref, amount_cents=money.amount_cents,
+                            reason=money.reason[:300])
+    db.session.add(chargeback)
+    db.session.flush()
+    audit.record("payment.charged_back", "payment", payment.id, actor=None,
+                 amount_cents=money.amount_cents, provider_ref=money.provider_ref,
+                 reason=money.reason)
+    queue_mail(current_app.config["PUBLISHER_EMAIL"], "payments_chargeback",
+               key=f"chargeback:{chargeback.id}", locale="nl_BE", order=payment.order,
+               chargeback=chargeback,
+               order_url=external_url("subscriptions_office.order",
+                                      order_id=payment.order_id))
+    return chargeback
+
+
+def record_chargeback(payment_id: int, money: ProviderMoney) -> Chargeback | None:
+    """A chargeback reported in a verified event (Stripe disputes), under the lock."""
+    payment = _locked(payment_id)[1]
+    return _record_chargeback(payment, money)
+
+
+def refund_payment(payment: Payment, amount_cents: int, *, reason: str,
+                   actor: User) -> Refund:
+    """The coordinator pays back (part of) a paid payment through its provider, and a credit
+    note is issued. The provider call carries a key derived from the payment, the number of
+    its refunds and the amount: a click repeated after a timeout is the same refund."""
+    services._require_coordinator(actor)
+    payment = _locked(payment.id)[1]
+    if payment.state != PaymentState.PAID:
+        raise DomainError(_("Only a paid payment can be refunded."))
+    if amount_cents <= 0:
+        raise DomainError(_("Refund an amount above zero."), field="amount")
+    if amount_cents > payment.refundable_cents:
+        raise DomainError(_("At most %(amount)s is left to refund on this payment.",
+                            amount=_money(payment.refundable_cents)), field="amount")
+    if not reason.strip():
+        raise DomainError(_("Say why (it is printed on the credit note)."), field="reason")
+    provider = get_provider(payment.provider)
+    key = f"refund-payment-{payment.id}-{len(payment.refunds) + 1}-{amount_cents}"
+    try:
+        if provider.online:
+            result = provider.refund(payment, amount_cents, reason=reason, idempotency_key=key)
+        else:
+            result = provider.refund(payment, amount_cents, reason=reason)
+    except ProviderUnavailable as error:
+        log.warning("refund of payment %s: %s", payment.id, error)
+        raise DomainError(_("The payment service does not answer. Nothing was refunded; try "
+                            "again in a moment.")) from error
+    except ProviderError as error:
+        raise DomainError(_("The payment service refused the refund: %(reason)s",
+                            reason=str(error)[:200]), field="amount") from error
+    refund = _record_refund(payment, ProviderMoney(result.provider_ref or "",
+                                                   result.amount_cents),
+                            actor=actor, reason=reason.strip())
+    if refund is None:  # the provider's webhook was quicker and recorded it already
+        refund = db.session.scalar(sa.select(Refund).where(
+            Refund.provider == payment.provider, Refund.provider_ref == result.provider_ref))
+    return refund
+
+
+def _money(cents: int) -> str:
+    from magazine.i18n import money
+
+    return money(cents)
+
+
+# ---------------------------------------------------------------- saved methods
+
+def _save_mandate(user_id: int, payment: Payment, saved: SavedMethod) -> Mandate:
+    """Keep the saved method once by its provider id; it replaces the subscriber's earlier
+    ones (revoked at their provider, so nothing can charge them any more)."""
+    existing = db.session.scalar(sa.select(Mandate).where(
+        Mandate.provider == payment.provider, Mandate.mandate_ref == saved.mandate_ref))
+    if existing is not None:
+        return existing
+    for older in valid_mandates(user_id):
+        _end_mandate(older, MandateState.REPLACED, actor=None)
+    mandate = Mandate(user_id=user_id, provider=payment.provider,
+                      customer_ref=saved.customer_ref, mandate_ref=saved.mandate_ref,
+                      method=saved.method[:32], label=saved.label[:100],
+                      payment_id=payment.id)
+    db.session.add(mandate)
+    db.session.flush()
+    audit.record("mandate.saved", "mandate", mandate.id, actor=None, provider=mandate.provider,
+                 label=mandate.label)
+    return mandate
+
+
+def _end_mandate(mandate: Mandate, to: MandateState, *, actor: User | None,
+                 strict: bool = False) -> None:
+    try:
+        get_provider(mandate.provider).revoke_mandate(customer_ref=mandate.customer_ref,
+                                                      mandate_ref=mandate.mandate_ref)
+    except ProviderError as error:
+        if strict:
+            raise
+        log.warning("mandate %s not revoked at %s: %s", mandate.id, mandate.provider, error)
+    mandate.state = to
+    mandate.ended_at = now_utc()
+    audit.record(f"mandate.{to.value}", "mandate", mandate.id, actor=actor)
+
+
+def valid_mandates(user_id: int) -> Sequence[Mandate]:
+    return db.session.scalars(sa.select(Mandate).where(
+        Mandate.user_id == user_id, Mandate.state == MandateState.VALID)
+        .order_by(Mandate.id)).all()
+
+
+def mandate_of(user: User) -> Mandate | None:
+    """The method automatic renewals charge: the newest valid one."""
+    found = valid_mandates(user.id)
+    return found[-1] if found else None
+
+
+def remove_mandate(mandate: Mandate, *, actor: User) -> None:
+    """The subscriber removes a saved method: it is revoked at the provider first, so it
+    cannot be charged any more; renewals then come as a payment link."""
+    if mandate.user_id != actor.id and not services.is_coordinator(actor):
+        raise PermissionDenied(_("This is not your payment method."))
+    if mandate.state != MandateState.VALID:
+        return
+    try:
+        _end_mandate(mandate, MandateState.REVOKED, actor=actor, strict=True)
+    except ProviderUnavailable as error:
+        raise DomainError(_("The payment service does not answer. Your payment method is "
+                            "still saved; try again in a moment.")) from error
+    db.session.flush()
+
+
+# ---------------------------------------------------------------- off-session charges
+
+def charge_mandate(order: Order, mandate: Mandate, *, idempotency_key: str) -> ChargeResult:
+    """Charge a saved method for an order (the renewals job calls this once per attempt).
+
+    The key comes from what is paid for (subscription + term + attempt): calling again with
+    the same key, after a timeout or a crash, reuses the same payment row and the provider
+    answers with the same charge. Returns paid / pending / failed-retryable /
+    failed-needs-customer with the reason."""
+    payment = db.session.scalar(sa.select(Payment).where(
+        Payment.idempotency_key == idempotency_key))
+    if payment is None:
+        payment = Payment(order_id=order.id, provider=mandate.provider,
+                          amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
+                          idempotency_key=idempotency_key)
+        db.session.add(payment)
+        db.session.flush()
+    elif payment.state == PaymentState.PAID:
+        return ChargeResult(payment.provider_ref, PaymentState.PAID, ChargeOutcome.PAID)
+    elif payment.state == PaymentState.PENDING:
+        return ChargeResult(payment.provider_ref, PaymentState.PENDING, ChargeOutcome.PENDING)
+    elif payment.state in ENDED_STATES:
+        return ChargeResult(payment.provider_ref, payment.state,
+                            ChargeOutcome.FAILED_NEEDS_CUSTOMER, payment.last_error)
+    if mandate.state != MandateState.VALID:
+        return ChargeResult(None, PaymentState.FAILED, ChargeOutcome.FAILED_NEEDS_CUSTOMER,
+                            "mandate revoked")
+    provider = get_provider(mandate.provider)
+    result = provider.charge_mandate(payment, mandate_ref=mandate.mandate_ref,
+                                     idempotency_key=idempotency_key)
+    if result.provider_ref:
+        payment.provider_ref = result.provider_ref
+        if result.provider_ref.startswith("pi_"):
+            payment.intent_ref = result.provider_ref
+    if result.outcome == ChargeOutcome.FAILED_RETRYABLE and result.state == PaymentState.OPEN:
+        payment.last_error = result.reason[:300]
+        db.session.flush()
+        return result  # not known to have happened: the same key is tried again later
+    apply_provider_payment(payment.id, ProviderPayment(result.state,
+                                                       failure_reason=result.reason))
+    audit.record("payment.charged", "payment", payment.id, actor=None,
+                 outcome=result.outcome.value, reason=result.reason)
+    return result
+
+
+# ---------------------------------------------------------------- reconcile
+
+def payments_to_reconcile(limit: int = 5000) -> list[int]:
+    """Online payments the provider may have moved without us hearing of it."""
+    return list(db.session.scalars(
+        sa.select(Payment.id).where(Payment.provider.in_(online_provider_names()),
+                                    Payment.state.in_(OPEN_STATES),
+                                    Payment.provider_ref.is_not(None))
+        .order_by(Payment.id).limit(limit)))

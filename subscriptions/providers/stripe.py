@@ -1,0 +1,259 @@
+"""Stripe: card, Bancontact and SEPA direct debit through Stripe Checkout (Stripe's hosted
+payment page), off-session charges of a saved method, refunds.
+
+Why Checkout and not the Payment Element: our Content-Security-Policy allows no script from
+another origin, and the Payment Element needs Stripe.js from js.stripe.com on our page.
+Checkout keeps all card and bank data on Stripe's page (the lightest PCI scope, SAQ A),
+handles 3-D Secure and Bancontact's app redirect, and works without JavaScript on our side.
+
+Amounts cross this module in cents; Stripe counts EUR in cents too, so "conversion" here is
+only the currency code. Every call that moves money carries an idempotency key derived from
+what it pays for, so a retry after a timeout is the same call.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import stripe
+from flask import Flask, current_app
+from flask_babel import lazy_gettext as _l
+
+from subscriptions.providers.base import (
+    ChargeOutcome,
+    ChargeResult,
+    PaymentStart,
+    ProviderError,
+    ProviderMoney,
+    ProviderPayment,
+    ProviderRefused,
+    ProviderUnavailable,
+    RefundResult,
+    SavedMethod,
+)
+from subscriptions.states import PaymentState
+
+log = logging.getLogger(__name__)
+
+CHECKOUT_METHODS = ["card", "bancontact", "sepa_debit"]
+# Decline codes a later retry may get past (Stripe's "soft" declines); anything else needs
+# the customer (a new card, authentication).
+SOFT_DECLINES = frozenset({"insufficient_funds", "processing_error", "try_again_later",
+                           "rate_limit", "issuer_not_available", "reenter_transaction"})
+
+
+def _id(value) -> str | None:
+    """An id from a field Stripe may send as an id or as an expanded object."""
+    if value is None or isinstance(value, str):
+        return value
+    return getattr(value, "id", None)
+
+
+class StripeProvider:
+    name = "stripe"
+    label = _l("Card, Bancontact or SEPA direct debit (Stripe)")
+    online = True
+
+    def is_available(self, app: Flask) -> bool:
+        return bool(app.config.get("STRIPE_SECRET_KEY"))
+
+    def _client(self) -> stripe.StripeClient:
+        config = current_app.config
+        options: dict = {"max_network_retries": 0,
+                         "http_client": stripe.RequestsClient(
+                             timeout=config["PROVIDER_TIMEOUT_SECONDS"])}
+        if config.get("STRIPE_API_BASE"):
+            options["base_addresses"] = {"api": config["STRIPE_API_BASE"]}
+        return stripe.StripeClient(config["STRIPE_SECRET_KEY"], **options)
+
+    def _call(self, what: str, function, *args, **kwargs):
+        """Call the SDK; timeouts and 5xx become ProviderUnavailable, refusals
+        ProviderRefused (with Stripe's message), so callers never see SDK exceptions."""
+        try:
+            return function(*args, **kwargs)
+        except (stripe.APIConnectionError, stripe.RateLimitError) as error:
+            raise ProviderUnavailable(f"stripe {what}: {error}") from error
+        except stripe.APIError as error:
+            raise ProviderUnavailable(f"stripe {what}: {error}") from error
+        except stripe.StripeError as error:
+            status = getattr(error, "http_status", None) or 0
+            if status >= 500:
+                raise ProviderUnavailable(f"stripe {what}: {error}") from error
+            raise ProviderRefused(getattr(error, "user_message", None) or str(error)) from error
+
+    # ---- first payments ----------------------------------------------------------------
+
+    def start_payment(self, payment, *, return_url: str) -> PaymentStart:
+        order = payment.order
+        metadata = {"payment_id": str(payment.id), "order_id": str(order.id)}
+        intent_data: dict = {"metadata": metadata,
+                             "description": f"Kinderopvang Magazine {order.reference}"}
+        params: dict = {
+            "mode": "payment",
+            "success_url": return_url,
+            "cancel_url": return_url,
+            "line_items": [{"quantity": 1, "price_data": {
+                "currency": "eur", "unit_amount": payment.amount_cents,
+                "product_data": {"name": f"Kinderopvang Magazine {order.reference}"}}}],
+            "payment_method_types": CHECKOUT_METHODS,
+            "client_reference_id": f"payment-{payment.id}",
+            "metadata": metadata,
+            "customer_email": order.billing_email,
+            "locale": "en" if order.locale.startswith("en") else "nl",
+        }
+        if payment.save_method:
+            # Card stays a card; Bancontact leaves a SEPA direct debit method for renewals.
+            intent_data["setup_future_usage"] = "off_session"
+            params["customer_creation"] = "always"
+        params["payment_intent_data"] = intent_data
+        session = self._call("checkout session", self._client().v1.checkout.sessions.create,
+                             params=params, options={"idempotency_key": payment.idempotency_key})
+        return PaymentStart(provider_ref=session.id, redirect_url=session.url)
+
+    def fetch_status(self, payment) -> PaymentState:
+        return self.fetch_payment(payment).state
+
+    def fetch_payment(self, payment) -> ProviderPayment:
+        client = self._client()
+        ref = payment.provider_ref or ""
+        customer = None
+        if ref.startswith("cs_"):
+            session = self._call("session", client.v1.checkout.sessions.retrieve, ref)
+            intent_id = _id(session.payment_intent)
+            customer = _id(session.customer)
+            if session.status == "expired":
+                return ProviderPayment(PaymentState.EXPIRED)
+            if session.status == "open" or intent_id is None:
+                return ProviderPayment(PaymentState.OPEN)
+        elif ref.startswith("pi_"):
+            intent_id = ref
+        else:
+            return ProviderPayment(payment.state)
+        intent = self._call("payment intent", client.v1.payment_intents.retrieve, intent_id)
+        customer = customer or _id(intent.customer)
+        state = {
+            "succeeded": PaymentState.PAID, "processing": PaymentState.PENDING,
+            "canceled": PaymentState.CANCELLED, "requires_payment_method": PaymentState.FAILED,
+        }.get(intent.status, PaymentState.OPEN)
+        refunds: tuple[ProviderMoney, ...] = ()
+        if state == PaymentState.PAID:
+            found = self._call("refunds", client.v1.refunds.list,
+                               params={"payment_intent": intent_id, "limit": 100})
+            refunds = tuple(
+                ProviderMoney(r.id, r.amount, r.status or "", r.reason or "")
+                for r in found.data if r.status not in ("failed", "canceled"))
+        saved = None
+        if payment.save_method and state in (PaymentState.PAID, PaymentState.PENDING) \
+                and customer:
+            saved = self._saved_method(client, customer, _id(intent.payment_method))
+        method = ""
+        error = getattr(intent, "last_payment_error", None)
+        return ProviderPayment(state, method=method, intent_ref=intent_id, refunds=refunds,
+                               saved_method=saved,
+                               failure_reason=getattr(error, "message", "") or "" if error
+                               else "")
+
+    def _saved_method(self, client, customer: str, method_id: str | None) -> SavedMethod | None:
+        method = None
+        if method_id:
+            method = self._call("payment method", client.v1.payment_methods.retrieve,
+                                method_id)
+            if method.type not in ("card", "sepa_debit"):
+                method = None
+        if method is None:
+            # Bancontact pays once; Stripe leaves a generated SEPA debit method for reuse.
+            found = self._call("payment methods", client.v1.payment_methods.list,
+                               params={"customer": customer, "type": "sepa_debit"})
+            method = found.data[0] if found.data else None
+        if method is None:
+            return None
+        if method.type == "card":
+            label = f"{(method.card.brand or 'card').title()} •••• {method.card.last4}"
+        else:
+            label = f"IBAN •••• {method.sepa_debit.last4}"
+        return SavedMethod(customer_ref=customer, mandate_ref=method.id, method=method.type,
+                           label=label)
+
+    # ---- saved methods -----------------------------------------------------------------
+
+    def charge_mandate(self, payment, *, mandate_ref: str, idempotency_key: str) -> ChargeResult:
+        """Charge a saved method off-session. `payment.customer_ref` is the Customer."""
+        client = self._client()
+        method = self._call("payment method", client.v1.payment_methods.retrieve, mandate_ref)
+        params = {
+            "amount": payment.amount_cents, "currency": "eur",
+            "customer": payment.customer_ref, "payment_method": mandate_ref,
+            "payment_method_types": [method.type], "confirm": True, "off_session": True,
+            "metadata": {"payment_id": str(payment.id), "order_id": str(payment.order_id)},
+            "description": f"Kinderopvang Magazine {payment.order.reference}",
+        }
+        try:
+            intent = client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": idempotency_key})
+        except stripe.CardError as error:
+            detail = (error.json_body or {}).get("error", {})
+            decline = detail.get("decline_code") or error.code or ""
+            intent_id = (detail.get("payment_intent") or {}).get("id")
+            outcome = (ChargeOutcome.FAILED_RETRYABLE if decline in SOFT_DECLINES
+                       else ChargeOutcome.FAILED_NEEDS_CUSTOMER)
+            return ChargeResult(intent_id, PaymentState.FAILED, outcome,
+                                decline or str(error))
+        except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
+            return ChargeResult(None, PaymentState.OPEN, ChargeOutcome.FAILED_RETRYABLE,
+                                f"stripe unavailable: {error}")
+        except stripe.StripeError as error:
+            return ChargeResult(None, PaymentState.FAILED, ChargeOutcome.FAILED_NEEDS_CUSTOMER,
+                                str(error))
+        if intent.status == "succeeded":
+            return ChargeResult(intent.id, PaymentState.PAID, ChargeOutcome.PAID)
+        if intent.status == "processing":
+            return ChargeResult(intent.id, PaymentState.PENDING, ChargeOutcome.PENDING)
+        return ChargeResult(intent.id, PaymentState.FAILED, ChargeOutcome.FAILED_NEEDS_CUSTOMER,
+                            intent.status)
+
+    def revoke_mandate(self, *, customer_ref: str, mandate_ref: str) -> None:
+        try:
+            self._call("detach", self._client().v1.payment_methods.detach, mandate_ref)
+        except ProviderRefused as error:
+            # Already detached (or gone): nothing left to revoke.
+            log.info("stripe: %s was not attached any more: %s", mandate_ref, error)
+
+    # ---- refunds -----------------------------------------------------------------------
+
+    def refund(self, payment, amount_cents: int, *, reason: str,
+               idempotency_key: str | None = None) -> RefundResult:
+        if not payment.intent_ref:
+            raise ProviderError(f"payment {payment.id} has no payment intent to refund")
+        refund = self._call(
+            "refund", self._client().v1.refunds.create,
+            params={"payment_intent": payment.intent_ref, "amount": amount_cents,
+                    "metadata": {"payment_id": str(payment.id), "reason": reason[:400]}},
+            options={"idempotency_key": idempotency_key} if idempotency_key else None)
+        return RefundResult(provider_ref=refund.id, amount_cents=refund.amount)
+
+    # ---- webhooks ----------------------------------------------------------------------
+
+    def verify_event(self, body: bytes, signature: str):
+        """The event, if Stripe signed this body with our secret; else ValueError."""
+        secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+        if not secret or not signature:
+            raise ValueError("no webhook secret or no signature")
+        try:
+            return stripe.Webhook.construct_event(body, signature, secret)
+        except (stripe.SignatureVerificationError, ValueError) as error:
+            raise ValueError(str(error)) from error
+
+    def payment_id_of_event(self, event) -> int | None:
+        """Our payment id for an event: from the metadata we put on the session or the
+        payment intent (a charge or refund points to its intent, re-read from Stripe)."""
+        obj = event.data.object
+        metadata = getattr(obj, "metadata", None)
+        if metadata is not None and "payment_id" in metadata:
+            return int(metadata["payment_id"])
+        intent_id = _id(getattr(obj, "payment_intent", None))
+        if intent_id:
+            intent = self._call("payment intent", self._client().v1.payment_intents.retrieve,
+                                intent_id)
+            if intent.metadata and "payment_id" in intent.metadata:
+                return int(intent.metadata["payment_id"])
+        return None

@@ -1,0 +1,123 @@
+"""`POST /webhooks/stripe` and `POST /webhooks/mollie` (contract routes).
+
+Exempt from CSRF (providers post without our token) and from nothing else. Stripe's body is
+trusted only after its signature checks out with STRIPE_WEBHOOK_SECRET; Mollie's body is
+trusted for nothing but the payment id: the payment is re-fetched from Mollie's API. Each
+notification is recorded once (ProviderEvent) and applied by
+`payments.apply_provider_payment` under the row lock, so a duplicate, a late or an
+out-of-order notification changes nothing twice.
+
+Answers: 200 when handled (also for payments we do not know: a provider must not learn
+what exists), 400 for a bad signature, 503 when the provider could not be asked back (it
+sends the notification again later, and the reconcile job catches what is lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, abort, current_app, request
+
+from magazine import csrf
+from magazine.db import db
+from subscriptions import payments
+from subscriptions.models import Payment
+from subscriptions.providers import get_provider
+from subscriptions.providers.base import ProviderMoney, ProviderRefused, ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("payment_webhooks", __name__, url_prefix="/webhooks")
+
+MOLLIE_PAYMENT_ID = re.compile(r"tr_[A-Za-z0-9]{1,64}")
+
+
+def _plain(text: str, status: int):
+    return text, status, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@bp.post("/stripe")
+@csrf.exempt
+def stripe():
+    provider = get_provider("stripe")
+    if not provider.is_available(current_app):
+        abort(404)
+    try:
+        event = provider.verify_event(request.get_data(),
+                                      request.headers.get("Stripe-Signature", ""))
+    except ValueError:
+        log.warning("stripe webhook with a bad or missing signature refused")
+        return _plain("bad signature", 400)
+    try:
+        result = _handle_stripe_event(provider, event)
+        db.session.commit()
+    except ProviderUnavailable as error:
+        db.session.rollback()
+        log.warning("stripe webhook %s: %s", event.id, error)
+        return _plain("try again later", 503)
+    return _plain(result, 200)
+
+
+def _handle_stripe_event(provider, event) -> str:
+    payment_id = provider.payment_id_of_event(event)
+    if not payments.record_event("stripe", event.id, event.type, payment_id):
+        return "duplicate"
+    payment = db.session.get(Payment, payment_id) if payment_id else None
+    if payment is None or payment.provider != "stripe":
+        return "ignored"
+    if event.type.startswith("charge.dispute."):
+        # Disputes are read from the verified event (the payment intent has no list of them).
+        dispute = event.data.object
+        payments.record_chargeback(payment.id, ProviderMoney(
+            dispute.id, dispute.amount, getattr(dispute, "status", "") or "",
+            getattr(dispute, "reason", "") or ""))
+        return "chargeback"
+    payments.sync_payment(payment)
+    return "applied"
+
+
+@bp.post("/mollie")
+@csrf.exempt
+def mollie():
+    provider = get_provider("mollie")
+    if not provider.is_available(current_app):
+        abort(404)
+    reference = request.form.get("id", "")
+    if not MOLLIE_PAYMENT_ID.fullmatch(reference):
+        return _plain("ignored", 200)
+    try:
+        result = _handle_mollie_notification(provider, reference)
+        db.session.commit()
+    except ProviderUnavailable as error:
+        db.session.rollback()
+        log.warning("mollie webhook %s: %s", reference, error)
+        return _plain("try again later", 503)
+    except ProviderRefused:
+        # Mollie does not know this id (or not for our key): nothing to do.
+        db.session.rollback()
+        return _plain("ignored", 200)
+    return _plain(result, 200)
+
+
+def _handle_mollie_notification(provider, reference: str) -> str:
+    metadata_payment_id, snapshot = provider.fetch_by_ref(reference)
+    payment = db.session.query(Payment).filter_by(provider="mollie",
+                                                  provider_ref=reference).one_or_none()
+    if payment is None and metadata_payment_id:
+        # A start that timed out after Mollie made the payment left us without its id: our
+        # own payment id from the metadata finds it, only for a payment with no other id.
+        candidate = db.session.get(Payment, metadata_payment_id)
+        if candidate is not None and candidate.provider == "mollie" \
+                and candidate.provider_ref in (None, reference):
+            payment = candidate
+    if payment is None:
+        return "ignored"
+    event_ref = (f"{reference}:{snapshot.state.value}:r{len(snapshot.refunds)}"
+                 f":c{len(snapshot.chargebacks)}")
+    if not payments.record_event("mollie", event_ref, snapshot.state.value, payment.id):
+        return "duplicate"
+    if payment.provider_ref is None:
+        payment.provider_ref = reference
+    payments.apply_provider_payment(payment.id, snapshot)
+    return "applied"
