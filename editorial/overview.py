@@ -270,18 +270,24 @@ def _feed_signer() -> Signer:
     return Signer(current_app.config["SECRET_KEY"], salt="magazine.editorial.calendar")
 
 
+def _password_stamp(user: User) -> str:
+    return str(int(user.password_changed_at.timestamp()))
+
+
 def feed_token(user: User) -> str:
-    """The secret part of a person's calendar address (signed; it names only the person)."""
-    return _feed_signer().sign(str(user.id)).decode()
+    """The secret part of a person's calendar address: signed, naming the person and the
+    moment of their last password change, so that changing the password retires an
+    address that leaked."""
+    return _feed_signer().sign(f"{user.id}.{_password_stamp(user)}").decode()
 
 
 def user_for_feed(token: str) -> User | None:
     try:
-        user_id = int(_feed_signer().unsign(token).decode())
+        user_id, stamp = _feed_signer().unsign(token).decode().split(".")
+        user = db.session.get(User, int(user_id))
     except (BadSignature, ValueError):
         return None
-    user = db.session.get(User, user_id)
-    if user is None or user.is_blocked:
+    if user is None or user.is_blocked or stamp != _password_stamp(user):
         return None
     return user
 

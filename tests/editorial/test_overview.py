@@ -222,3 +222,19 @@ def test_housekeeping_returns_deferred_pitches_and_forgets_unconfirmed_ones(peop
     with frozen(datetime(2027, 3, 1, tzinfo=UTC)):
         assert editorial_housekeeping().links_removed >= 1
     assert db.session.scalar(sa.select(sa.func.count()).select_from(MagicLink)) == 0
+
+
+def test_a_new_password_retires_the_calendar_address(people):
+    token = overview.feed_token(people.author)
+    assert overview.user_for_feed(token) == people.author
+    with frozen(datetime(2027, 2, 1, tzinfo=UTC)):
+        people.author.password_changed_at = datetime(2027, 2, 1, tzinfo=UTC)
+    assert overview.user_for_feed(token) is None
+    assert overview.user_for_feed(overview.feed_token(people.author)) == people.author
+    assert overview.user_for_feed("1.2.forged") is None
+
+
+def test_the_editorial_jobs_are_registered_for_the_scheduler(app):
+    from magazine.jobs import JOBS
+
+    assert {"deadline-reminders", "editorial-housekeeping"} <= set(JOBS)
