@@ -298,7 +298,12 @@ def _mail_article_move(article: Article, source: ArticleState, to: ArticleState,
         queue_mail(author.email, "editorial_article_decision", key=f"{key}:author",
                    locale=author.locale, decision=to.value,
                    reviews=_author_visible_reviews(article), **context)
-    elif to == ArticleState.AUTHOR_APPROVAL:
+    if to == ArticleState.ACCEPTED and source != ArticleState.COPYEDITING:
+        # New copy for the copy editors (after review, or back from the stock).
+        for editor in people_with_role(Role.COPY_EDITOR):
+            queue_mail(editor.email, "editorial_copy_ready", key=f"{key}:{editor.id}",
+                       locale=editor.locale, person=editor, **context)
+    if to == ArticleState.AUTHOR_APPROVAL:
         token = new_link(LinkPurpose.AUTHOR_APPROVAL, article.id, days=INFO_LINK_DAYS)
         queue_mail(author.email, "editorial_author_approval", key=f"{key}:author",
                    locale=author.locale,

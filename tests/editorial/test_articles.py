@@ -225,6 +225,10 @@ def test_chief_assigns_readers_and_rounds_follow_submissions(people, outbox):
                                due_date=date(2026, 12, 10))
     assert [r.number for r in article.rounds] == [1, 2]
     assert article.rounds[1].revision.number == 2
+    # Accepted: the copy editors hear there is copy to edit.
+    services.move_article(article, ArticleState.ACCEPTED, actor=people.chief)
+    db.session.commit()
+    assert [m.template for m in outbox("copy@example.org")] == ["editorial_copy_ready"]
 
 
 def test_the_author_approves_by_link_or_sends_remarks(people, outbox):

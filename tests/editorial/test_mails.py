@@ -11,7 +11,7 @@ import pytest
 from magazine.mail import render_mail
 
 PERSON = NS(name="Katrien Wouters", email="k@example.org")
-ISSUE = NS(code="3.2", theme="Buitenspelen")
+ISSUE = NS(code="3.2", theme="Buitenspelen", layout_deadline=date(2027, 2, 1))
 ARTICLE = NS(title="Wennen", author=NS(name="Fatima", email="f@example.org"), target_words=900,
              deadline=date(2027, 1, 15), issue=ISSUE, rubric=NS(name="Tools"), word_count=850)
 PITCH = NS(title="Slapen", proposer_name="Sara", proposer_email="s@example.org",
@@ -28,6 +28,7 @@ CONTEXTS = {
                                        note="Graag korter.", reviews=["Mooi."],
                                        article_url=URL),
     "editorial_article_deferred": dict(article=ARTICLE, note="", article_url=URL),
+    "editorial_copy_ready": dict(article=ARTICLE, person=PERSON, note="", article_url=URL),
     "editorial_article_submitted": dict(article=ARTICLE, person=PERSON, article_url=URL),
     "editorial_author_approval": dict(article=ARTICLE, approval_url=URL, article_url=URL),
     "editorial_author_commented": dict(article=ARTICLE, person=PERSON, note="Titel?",
