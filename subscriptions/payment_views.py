@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, StringField
+from wtforms import StringField
 from wtforms.validators import InputRequired, Length, NumberRange
 
 from magazine.auth.forms import strip
@@ -27,6 +27,7 @@ from magazine.roles import BUSINESS_ROLES
 from magazine.security import roles_required
 from subscriptions import payment_jobs as _payment_jobs  # noqa: F401  (registers the job)
 from subscriptions import payments, services
+from subscriptions.forms import AmountField
 from subscriptions.models import Mandate, Payment
 from subscriptions.providers.base import ProviderUnavailable
 from subscriptions.states import OrderState, PaymentState
@@ -35,7 +36,7 @@ bp = Blueprint("payments", __name__)
 
 
 class RefundForm(FlaskForm):
-    amount = DecimalField(_l("Amount to refund (€)"), places=2,
+    amount = AmountField(_l("Amount to refund (€)"), places=2,
                           validators=[InputRequired(), NumberRange(min=Decimal("0.01"))])
     reason = StringField(_l("Reason (printed on the credit note)"), filters=[strip],
                          validators=[InputRequired(), Length(max=200)])

@@ -426,7 +426,7 @@ def charge_mandate(order: Order, mandate: Mandate, *, idempotency_key: str) -> C
     if payment is None:
         payment = Payment(order_id=order.id, provider=mandate.provider,
                           amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
-                          idempotency_key=idempotency_key)
+                          method=mandate.method, idempotency_key=idempotency_key)
         db.session.add(payment)
         db.session.flush()
     elif payment.state == PaymentState.PAID:

@@ -177,13 +177,24 @@ class StripeProvider:
     # ---- saved methods -----------------------------------------------------------------
 
     def charge_mandate(self, payment, *, mandate_ref: str, idempotency_key: str) -> ChargeResult:
-        """Charge a saved method off-session. `payment.customer_ref` is the Customer."""
+        """Charge a saved method off-session. `payment.customer_ref` is the Customer and
+        `payment.method` the saved method's type (card or sepa_debit)."""
         client = self._client()
-        method = self._call("payment method", client.v1.payment_methods.retrieve, mandate_ref)
+        method_type = payment.method
+        if method_type not in ("card", "sepa_debit"):
+            try:
+                method_type = self._call("payment method", client.v1.payment_methods.retrieve,
+                                         mandate_ref).type
+            except ProviderUnavailable as error:
+                return ChargeResult(None, PaymentState.OPEN, ChargeOutcome.FAILED_RETRYABLE,
+                                    str(error))
+            except ProviderRefused as error:
+                return ChargeResult(None, PaymentState.FAILED,
+                                    ChargeOutcome.FAILED_NEEDS_CUSTOMER, str(error))
         params = {
             "amount": payment.amount_cents, "currency": "eur",
             "customer": payment.customer_ref, "payment_method": mandate_ref,
-            "payment_method_types": [method.type], "confirm": True, "off_session": True,
+            "payment_method_types": [method_type], "confirm": True, "off_session": True,
             "metadata": {"payment_id": str(payment.id), "order_id": str(payment.order_id)},
             "description": f"Kinderopvang Magazine {payment.order.reference}",
         }
