@@ -108,3 +108,8 @@ def _register_blueprints(app: Flask) -> None:
                       subscriptions_office_bp, payments_bp, payment_webhooks_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(editorial_public_bp)
+    from subscriptions.dispatch_views import bp as dispatch_office_bp
+    from subscriptions.dispatch_views import public_bp as dispatch_public_bp
+
+    app.register_blueprint(dispatch_office_bp)
+    app.register_blueprint(dispatch_public_bp)

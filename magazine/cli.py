@@ -72,8 +72,14 @@ def register_cli(app: Flask) -> None:
 
     @jobs.command("run")
     @click.argument("name")
-    def jobs_run(name: str) -> None:
+    @click.option("--again", is_flag=True,
+                  help="Run even if this period's run is done (the work itself still "
+                       "happens once).")
+    def jobs_run(name: str, again: bool) -> None:
         """Run one job now, with a progress bar and a one-line summary."""
+        import contextlib
+
+        from magazine.jobruns import forced
         from magazine.jobs import JOBS, Progress
 
         job = JOBS.get(name)
@@ -93,11 +99,40 @@ def register_cli(app: Flask) -> None:
                 bar.update(n)
 
         try:
-            result = job.run(Progress(start=start, advance=advance))
+            with forced() if again else contextlib.nullcontext():
+                result = job.run(Progress(start=start, advance=advance))
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
         click.echo(result.summary())
+
+    @app.cli.command("dispatch")
+    @click.argument("issue")
+    @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+                  help="Where to write the mailing file (CSV); the print-run summary goes "
+                       "next to it as …-summary.csv.")
+    def dispatch_command(issue: str, out: str) -> None:
+        """Dispatch ISSUE (its code, e.g. 3.2, or id): lock its mailing list (once) and write
+        the printer's mailing file."""
+        from pathlib import Path
+
+        from subscriptions import dispatch
+
+        found = dispatch.find_issue(issue)
+        if found is None:
+            raise click.ClickException(f"no issue {issue!r} (give its code, e.g. 3.2)")
+        try:
+            result = dispatch.dispatch_issue(found)
+        except DomainError as error:
+            db.session.rollback()
+            raise click.ClickException(error.message) from error
+        with click.progressbar(length=dispatch.dispatch_lines_count(found),
+                               label=f"mailing file {found.code}", file=sys.stderr) as bar:
+            run = dispatch.write_mailing_file(found, Path(out), progress=bar.update)
+            bar.update(max(bar.length - bar.pos, 0))
+        click.echo(result.summary())
+        click.echo(f"{out}: {run.addresses} addresses, {run.copies} copies "
+                   f"(summary in {dispatch.summary_path(Path(out))})")
 
     app.cli.add_command(demo)
     app.cli.add_command(users)

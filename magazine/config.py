@@ -37,6 +37,13 @@ def _int(name: str, value: str | None, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def _int_list(name: str, value: str | None, default: list[int]) -> list[int]:
+    """`1,3,7` → [1, 3, 7] (days, e.g. between renewal attempts)."""
+    if value is None or not value.strip():
+        return default
+    return [_int(name, part.strip(), 0) for part in value.split(",") if part.strip()]
+
+
 # Days before the print date for each deadline of an issue (editable per issue).
 DEFAULT_DEADLINE_OFFSETS = {
     "copy_deadline": 42,
@@ -146,6 +153,19 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "ORDER_REMINDER_DAYS": _int(
             "ORDER_REMINDER_DAYS", environ.get("ORDER_REMINDER_DAYS"), 7
         ),
+        # Renewals and dispatch (subscriptions.renewals, subscriptions.dispatch).
+        "RENEWAL_REMINDER_DAYS": _int(
+            "RENEWAL_REMINDER_DAYS", environ.get("RENEWAL_REMINDER_DAYS"), 14
+        ),
+        "RENEWAL_RETRY_DAYS": _int_list(
+            "RENEWAL_RETRY_DAYS", environ.get("RENEWAL_RETRY_DAYS"), [1, 3, 7]
+        ),
+        "GRACE_ISSUES": _int("GRACE_ISSUES", environ.get("GRACE_ISSUES"), 1),
+        "GRACE_DAYS": _int("GRACE_DAYS", environ.get("GRACE_DAYS"), 30),
+        "DISPATCH_STOCK_COPIES": _int(
+            "DISPATCH_STOCK_COPIES", environ.get("DISPATCH_STOCK_COPIES"), 25
+        ),
+        "DIGITAL_LINK_DAYS": _int("DIGITAL_LINK_DAYS", environ.get("DIGITAL_LINK_DAYS"), 60),
         "PROXY_HOPS": _int("PROXY_HOPS", environ.get("PROXY_HOPS"), 0),
         # Cookies: Secure only when we are served over https (BASE_URL says so).
         "SESSION_COOKIE_SECURE": https,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -64,3 +66,46 @@ def configure_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+
+def dialect_name() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def insert_ignoring_duplicates(model_or_table):
+    """`INSERT … ON CONFLICT DO NOTHING` for the database in use: a row whose unique key
+    exists already is skipped. To know whether a row was inserted, add `.returning(pk)`
+    and look for a row (psycopg reports no rowcount for it).
+
+    With `.from_select(…)` SQLite needs a WHERE clause in the SELECT (write `WHERE true`)
+    before `ON CONFLICT`, or its parser takes ON for a join."""
+    if dialect_name() == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model_or_table)
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """One unit of work that reads and then writes, committed at the end (rolled back on
+    error).
+
+    On SQLite the transaction starts with `BEGIN IMMEDIATE`: pysqlite otherwise begins a
+    deferred transaction at the first write, and a reader that later wants to write while
+    another process writes gets "database is locked" at once instead of waiting its turn
+    (the busy timeout does not apply to that upgrade). Taking the write lock first makes
+    concurrent jobs queue up. On PostgreSQL it is an ordinary transaction; row locks
+    (`FOR UPDATE SKIP LOCKED`, conditional updates) do the rest."""
+    session = db.session()
+    if session.in_transaction():
+        # What was read before belongs to no unit of work: end it so ours starts clean.
+        session.commit()
+    if dialect_name() == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

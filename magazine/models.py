@@ -172,3 +172,44 @@ class OutboxMail(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class JobRunStatus(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class JobRun(db.Model):
+    """The run ledger: one row per job and period (e.g. `renewals` on 2026-11-25), unique,
+    so that of several schedulers exactly one process owns each run (see magazine.jobruns).
+    `owner` is `host:pid`; a run whose owner died is taken over by the next one."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (sa.UniqueConstraint("job", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(sa.String(64))
+    period: Mapped[str] = mapped_column(sa.String(64))
+    owner: Mapped[str] = mapped_column(sa.String(160))
+    status: Mapped[JobRunStatus] = mapped_column(str_enum(JobRunStatus),
+                                                 default=JobRunStatus.RUNNING)
+    attempts: Mapped[int] = mapped_column(default=1)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    summary: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class JobClaim(db.Model):
+    """One piece of work done once, by its key (e.g. `renewal-reminder:12:3:last-issue`).
+
+    Inserted in the same transaction as the work itself: a concurrent insert of the same key
+    waits for the first transaction and then inserts nothing, and a rolled-back piece of
+    work gives its key back."""
+
+    __tablename__ = "job_claims"
+
+    key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    job: Mapped[str] = mapped_column(sa.String(64))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

@@ -1,18 +1,21 @@
-"""Scheduled work of subscriptions: unpaid orders get a reminder, then expire."""
+"""Scheduled work of subscriptions: unpaid orders get a reminder, then expire; the dispatch
+of each issue; renewal reminders, renewals, grace and lapse (subscriptions.renewals)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
 from flask import current_app
 
+from editorial.models import Issue
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
-from magazine.jobs import Progress, register_job
+from magazine.jobruns import RunTaken, exclusive_run
+from magazine.jobs import Progress, brussels_cron, register_job
 from subscriptions import services
 from subscriptions.models import Order
 from subscriptions.states import OrderState
@@ -72,3 +75,41 @@ def expire_orders(progress: Progress) -> ExpireOrdersResult:
             db.session.rollback()
             log.exception("expire-orders: order %s failed", order_id)
     return result
+
+
+# ---------------------------------------------------------------- dispatch
+
+@dataclass
+class DispatchJobResult:
+    issues: list = field(default_factory=list)  # DispatchResult per issue looked at
+
+    def summary(self) -> str:
+        if not self.issues:
+            return "dispatch: no issue due"
+        return "; ".join(result.summary() for result in self.issues)
+
+
+@register_job("dispatch", brussels_cron(minute=5),
+              "lock the mailing list of each issue whose dispatch cut-off passed, mail the "
+              "download links, mark it dispatched once published")
+def dispatch_job(progress: Progress) -> DispatchJobResult | RunTaken:
+    """Hourly: one process per hour owns the run (ledger); each issue's list is locked
+    once whatever runs (its unique Dispatch row)."""
+    from subscriptions import dispatch
+
+    def work() -> DispatchJobResult:
+        result = DispatchJobResult()
+        issue_ids = [issue.id for issue in dispatch.issues_due(services.today_brussels())]
+        db.session.rollback()
+        progress.start(len(issue_ids))
+        for issue_id in issue_ids:
+            progress.advance(1)
+            try:
+                result.issues.append(dispatch.dispatch_issue(db.session.get(Issue, issue_id)))
+            except Exception:
+                db.session.rollback()
+                log.exception("dispatch: issue %s failed", issue_id)
+        return result
+
+    period = now_utc().astimezone(BRUSSELS).strftime("%Y-%m-%dT%H")
+    return exclusive_run("dispatch", period, work)

@@ -449,6 +449,10 @@ class Subscription(db.Model):
     gift_message: Mapped[str] = mapped_column(sa.Text, default="")
     gift_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Grace (see subscriptions.renewals): the term ran out unpaid; the subscription still
+    # receives GRACE_ISSUES issues, counted here and taken from the next term when paid.
+    graced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    grace_issues_used: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     subscriber: Mapped[User | None] = relationship(foreign_keys=[subscriber_id])
@@ -563,6 +567,130 @@ class CreditNote(_BuyerSnapshot, db.Model):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     invoice: Mapped[Invoice] = relationship(back_populates="credit_notes")
+
+
+class Dispatch(db.Model):
+    """The locked mailing list of one issue (verzending). Its row is inserted in the same
+    transaction as all its entries and lines, and only once per issue (unique): whoever
+    inserts it locks the list; a second dispatch of the same issue adds nothing."""
+
+    __tablename__ = "dispatches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(sa.ForeignKey("issues.id"), unique=True)
+    locked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    locked_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    subscriptions: Mapped[int] = mapped_column(default=0)
+    copies: Mapped[int] = mapped_column(default=0)
+    stock_copies: Mapped[int] = mapped_column(default=0)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    issue: Mapped[Issue] = relationship()
+
+
+class DispatchEntry(db.Model):
+    """One subscription included in one issue's dispatch: it used one issue of its term
+    (or of its grace). The primary key (issue, subscription) makes that happen once."""
+
+    __tablename__ = "dispatch_entries"
+
+    issue_id: Mapped[int] = mapped_column(sa.ForeignKey("issues.id"), primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True, index=True)
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    copies: Mapped[int]
+    digital: Mapped[bool] = mapped_column(default=False)
+    graced: Mapped[bool] = mapped_column(default=False)
+    # Which locking transaction inserted it: only those entries use up an issue.
+    lock_token: Mapped[str] = mapped_column(sa.String(32))
+    # The digital subscriber's download mail (claimed by a conditional update).
+    mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DispatchLine(db.Model):
+    """One address on the printer's mailing file: a copy group of an included subscription
+    with the address that applies to this issue, copied when the list was locked."""
+
+    __tablename__ = "dispatch_lines"
+    __table_args__ = (sa.UniqueConstraint("issue_id", "subscription_id", "group_no"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(sa.ForeignKey("issues.id"))
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    group_no: Mapped[int]
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    copies: Mapped[int]
+    name: Mapped[str] = mapped_column(sa.String(200))
+    organisation: Mapped[str] = mapped_column(sa.String(200), default="")
+    street: Mapped[str] = mapped_column(sa.String(200))
+    postcode: Mapped[str] = mapped_column(sa.String(12))
+    city: Mapped[str] = mapped_column(sa.String(100))
+    country: Mapped[str] = mapped_column(sa.String(2))
+
+
+class ChargeStatus(enum.StrEnum):
+    DUE = "due"              # to be charged at `due_at`
+    CHARGING = "charging"    # claimed by a process that is talking to the provider
+    PAID = "paid"
+    PENDING = "pending"      # a direct debit: the bank answers in days (webhook)
+    FAILED = "failed"        # this attempt failed; the next attempt is its own row
+    NEEDS_CUSTOMER = "needs_customer"  # mandate gone, refused, authentication needed
+
+
+class RenewalCharge(db.Model):
+    """One attempt to charge a subscription's saved mandate for a term: unique by
+    (subscription, term, attempt), and its idempotency key is made of the same three, so a
+    crash between charging and recording is repaired by charging again with the same key
+    (the provider answers with the first charge) instead of charging twice."""
+
+    __tablename__ = "renewal_charges"
+    __table_args__ = (
+        sa.UniqueConstraint("subscription_id", "term", "attempt"),
+        sa.Index("ix_renewal_charges_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    term: Mapped[int]
+    attempt: Mapped[int]
+    idempotency_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    status: Mapped[ChargeStatus] = mapped_column(str_enum(ChargeStatus),
+                                                 default=ChargeStatus.DUE)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    order_id: Mapped[int | None] = mapped_column(sa.ForeignKey("orders.id"))
+    payment_id: Mapped[int | None] = mapped_column(sa.ForeignKey("payments.id"))
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(160))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    subscription: Mapped[Subscription] = relationship()
+
+
+class RenewalOrder(db.Model):
+    """The order that pays a subscription's next term (one per subscription and term).
+    When it is paid (by a charge, a transfer recorded by the coordinator, a webhook), the
+    renewals job adds the term once: `applied_at` is set by a conditional update."""
+
+    __tablename__ = "renewal_orders"
+    __table_args__ = (sa.UniqueConstraint("subscription_id", "term"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    term: Mapped[int]
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), unique=True)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    subscription: Mapped[Subscription] = relationship()
+    order: Mapped[Order] = relationship()
+    plan: Mapped[Plan] = relationship()
 
 
 def to_dict(obj: Any, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -170,6 +170,13 @@ ACCESS: dict[str, Access] = {
     "payments.refund": Access(BUSINESS_ROLES, method="POST", args={"payment_id": 999}),
     "payment_webhooks.stripe": Access(EVERYONE, method="POST"),
     "payment_webhooks.mollie": Access(EVERYONE, method="POST"),
+    # Dispatch (issue 6): the coordinator's back office; the digital subscriber's personal
+    # download link (a bad or expired token is a 404 page for everyone).
+    "dispatch_office.index": Access(BUSINESS_ROLES),
+    "dispatch_office.detail": Access(BUSINESS_ROLES, args={"issue_id": 999}),
+    "dispatch_office.start": Access(BUSINESS_ROLES, method="POST", args={"issue_id": 999}),
+    "dispatch_office.mailing_file": Access(BUSINESS_ROLES, args={"issue_id": 999}),
+    "dispatch_public.download": Access(EVERYONE, args={"token": "not-a-token"}),
     # Last: it ends the session of the client that walks the table.
     "auth.logout": Access(EVERYONE, method="POST"),
 }
