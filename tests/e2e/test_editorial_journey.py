@@ -283,3 +283,22 @@ def test_demo_pages_look_right(app, browser, live_server):
         shoot(page, "demo-issue-phone")
     finally:
         context.close()
+    # The author's and the reviewer's view.
+    for role, path in (("author", "/editorial/"), ("reviewer", "/editorial/reviews")):
+        context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                      base_url=live_server)
+        page = context.new_page()
+        try:
+            page.goto("/login")
+            page.locator("#email").fill(f"{role}@demo.example")
+            page.locator("#password").fill("demo-password")
+            page.locator("main form button[type=submit]").click()
+            page.wait_for_load_state()
+            assert page.goto(path).status == 200
+            shoot(page, f"demo-{role}")
+            if role == "reviewer":
+                page.locator("main table a").first.click()
+                page.wait_for_load_state()
+                shoot(page, "demo-reviewer-reading")
+        finally:
+            context.close()
