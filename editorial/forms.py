@@ -265,3 +265,9 @@ class ArticleEditForm(FlaskForm):
                       description=_l("Another issue, or none (the stock): the article leaves "
                                      "its current flatplan."))
     deadline = DateField(_l("Deadline"), validators=[Optional()])
+
+
+class SlotEditForm(FlaskForm):
+    label = StringField(_l("Label"), validators=[Length(max=200)], filters=[strip])
+    rubric = id_select(_l("Rubric"), validators=[Optional()])
+    pages = IntegerField(_l("Pages"), validators=[InputRequired(), NumberRange(min=1, max=200)])

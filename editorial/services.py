@@ -576,6 +576,20 @@ def set_slot_pages(slot: FlatplanSlot, pages: int, *, actor: User) -> None:
     slot.pages, slot.pages_set_by_hand = pages, True
 
 
+def update_slot(slot: FlatplanSlot, *, actor: User, label: str, rubric: Rubric | None,
+                pages: int) -> None:
+    """Change a slot's label, rubric and pages (pages given here count as set by hand)."""
+    _require_planner(actor, slot.issue)
+    if slot.article is None and not label.strip() and rubric is None:
+        raise DomainError(_("Choose an article, a rubric or write a label."), field="label")
+    if not 1 <= pages <= 200:
+        raise DomainError(_("A slot has between 1 and 200 pages."), field="pages")
+    if pages != slot.pages:
+        slot.pages_set_by_hand = True
+    slot.label, slot.rubric, slot.pages = label.strip(), rubric, pages
+    audit.record("issue.slot_changed", "issue", slot.issue_id, actor=actor, slot=slot.id)
+
+
 def _renumber(issue: Issue, ordered: list[FlatplanSlot]) -> None:
     for position, slot in enumerate(ordered):
         slot.position = position

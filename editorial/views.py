@@ -43,6 +43,7 @@ from editorial.forms import (
     ReaderForm,
     ReviewForm,
     RubricForm,
+    SlotEditForm,
     SlotForm,
     SlotPagesForm,
     UploadForm,
@@ -134,6 +135,7 @@ EVENT_LABELS = {
     "issue.updated": _l("Issue details changed"),
     "issue.slot_added": _l("Slot added to the flatplan"),
     "issue.slot_removed": _l("Slot removed from the flatplan"),
+    "issue.slot_changed": _l("Slot changed"),
     "issue.reordered": _l("Flatplan reordered"),
 }
 
@@ -381,6 +383,26 @@ def slot_pages(issue_id: int, slot_id: int):
     else:
         attempt(lambda: services.set_slot_pages(slot, form.pages.data, actor=me()))
     return redirect(url_for("editorial.issue_detail", issue_id=issue_id, _anchor="flatplan"))
+
+
+@bp.route("/issues/<int:issue_id>/slots/<int:slot_id>/edit", methods=["GET", "POST"])
+@roles_required(PLANNERS)
+def slot_edit(issue_id: int, slot_id: int):
+    slot = _slot(issue_id, slot_id)
+    form = SlotEditForm(obj=slot)
+    _rubric_choices(form.rubric, _("— none —"))
+    if request.method == "GET":
+        form.rubric.data = slot.rubric_id
+    if form.validate_on_submit() and attempt(lambda: services.update_slot(
+            slot, actor=me(), label=form.label.data or "",
+            rubric=db.session.get(Rubric, form.rubric.data) if form.rubric.data else None,
+            pages=form.pages.data), _("The slot is saved."), form=form):
+        return redirect(url_for("editorial.issue_detail", issue_id=issue_id,
+                                _anchor=f"slot-{slot_id}"))
+    title = slot.article.title if slot.article else (slot.label or _("Slot"))
+    return render_template("editorial/simple_form.html", form=form, title=title,
+                           back=url_for("editorial.issue_detail", issue_id=issue_id)
+                           ), 400 if form.errors else 200
 
 
 @bp.route("/issues/<int:issue_id>/slots/<int:slot_id>/move", methods=["POST"])

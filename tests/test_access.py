@@ -48,6 +48,7 @@ EDITORIAL_ACCESS: dict[str, Access] = {
     "editorial.issue_move": Access(_PLANNERS, method="POST", args=_ISSUE),
     "editorial.slot_add": Access(_PLANNERS, method="POST", args=_ISSUE),
     "editorial.slot_pages": Access(_PLANNERS, method="POST", args=_SLOT),
+    "editorial.slot_edit": Access(_PLANNERS, args=_SLOT),
     "editorial.slot_move": Access(_PLANNERS, method="POST", args=_SLOT),
     "editorial.slot_remove": Access(_PLANNERS, method="POST", args=_SLOT),
     "editorial.slot_order": Access(_PLANNERS, method="POST", args=_ISSUE),

@@ -229,3 +229,26 @@ def test_decisions_need_their_own_form(app, login_as):
     with app.app_context():
         assert db.session.get(Pitch, pitch_id).state == PitchState.ON_AGENDA
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Article)) == 0
+
+
+def test_a_slot_gets_a_label_rubric_and_pages(app, login_as):
+    planner = login_as(Role.COPY_EDITOR)
+    with app.app_context():
+        issue = make_issue(volume=6, number=2)
+        rubric = Rubric(name="Column")
+        db.session.add(rubric)
+        db.session.commit()
+        issue_id, rubric_id = issue.id, rubric.id
+    planner.post(f"/editorial/issues/{issue_id}/slots", data={"label": "Advertentie"})
+    with app.app_context():
+        slot_id = db.session.get(Issue, issue_id).slots[0].id
+    path = f"/editorial/issues/{issue_id}/slots/{slot_id}/edit"
+    assert planner.get(path).status_code == 200
+    assert planner.post(path, data={"label": "", "pages": "2"}).status_code == 400
+    response = planner.post(path, data={"label": "Column van de maand",
+                                        "rubric": str(rubric_id), "pages": "2"})
+    assert response.status_code == 302
+    with app.app_context():
+        slot = db.session.get(Issue, issue_id).slots[0]
+        assert (slot.label, slot.rubric_id, slot.pages, slot.pages_set_by_hand) == (
+            "Column van de maand", rubric_id, 2, True)
