@@ -556,6 +556,14 @@ def pitch_detail(pitch_id: int):
         accept_form.rubric.data = pitch.rubric_id
         accept_form.issue.data = pitch.target_issue_id
         accept_form.target_words.data = pitch.estimated_words or 1200
+        # Most often the proposer writes it: preselect them (or prepare their invitation).
+        if pitch.proposed_author in ("", pitch.proposer_name):
+            if pitch.proposer_id and any(c.value == pitch.proposer_id
+                                         for c in accept_form.author.choices):
+                accept_form.author.data = pitch.proposer_id
+            elif pitch.proposer_id is None:
+                accept_form.invite_name.data = pitch.proposer_name
+                accept_form.invite_email.data = pitch.proposer_email
         decline_form.reason.choices = choices(_("— write your own —"), [
             (r.id, r.title) for r in services.active_decline_reasons()])
     return render_template(

@@ -252,3 +252,17 @@ def test_a_slot_gets_a_label_rubric_and_pages(app, login_as):
         slot = db.session.get(Issue, issue_id).slots[0]
         assert (slot.label, slot.rubric_id, slot.pages, slot.pages_set_by_hand) == (
             "Column van de maand", rubric_id, 2, True)
+
+
+def test_accept_form_prepares_the_readers_invitation(app, login_as, client, outbox):
+    chief = login_as(Role.EDITOR_IN_CHIEF, email="prep@example.org")
+    with app.app_context():
+        pitch = services.submit_public_pitch(
+            name="Sara Veld", email="sara.veld@example.org", title="Slapen",
+            summary="Over slaapritmes in een groep van negen peuters.")
+        pitch.confirmed_at = pitch.created_at
+        services.move_pitch(pitch, PitchState.ON_AGENDA, actor=get_user("prep@example.org"))
+        db.session.commit()
+        pitch_id = pitch.id
+    page = chief.get(f"/editorial/pitches/{pitch_id}").text
+    assert 'value="Sara Veld"' in page and 'value="sara.veld@example.org"' in page
