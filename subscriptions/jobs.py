@@ -14,7 +14,7 @@ from flask import current_app
 from editorial.models import Issue
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
-from magazine.jobruns import RunTaken, exclusive_run
+from magazine.jobruns import RunTaken, exclusive_run, today_period
 from magazine.jobs import Progress, brussels_cron, register_job
 from subscriptions import services
 from subscriptions.models import Order
@@ -113,3 +113,31 @@ def dispatch_job(progress: Progress) -> DispatchJobResult | RunTaken:
 
     period = now_utc().astimezone(BRUSSELS).strftime("%Y-%m-%dT%H")
     return exclusive_run("dispatch", period, work)
+
+
+# ---------------------------------------------------------------- renewals, grace and lapse
+
+@register_job("renewal-reminders", brussels_cron(hour=8, minute=10),
+              "remind subscribers whose term has one issue left, and again before the next "
+              "issue's cut-off (or announce the coming charge)")
+def renewal_reminders_job(progress: Progress):
+    from subscriptions import renewals
+
+    return exclusive_run("renewal-reminders", today_period(),
+                         lambda: renewals.send_reminders(progress))
+
+
+@register_job("renewals", brussels_cron(hour=6, minute=40),
+              "charge saved mandates for the next term, with retries; apply paid renewals")
+def renewals_job(progress: Progress):
+    from subscriptions import renewals
+
+    return exclusive_run("renewals", today_period(), lambda: renewals.run_renewals(progress))
+
+
+@register_job("lapse", brussels_cron(hour=6, minute=50),
+              "grace for used-up terms not renewed, lapse when grace has passed")
+def lapse_job(progress: Progress):
+    from subscriptions import renewals
+
+    return exclusive_run("lapse", today_period(), lambda: renewals.run_lapse(progress))

@@ -637,6 +637,7 @@ class ChargeStatus(enum.StrEnum):
     PENDING = "pending"      # a direct debit: the bank answers in days (webhook)
     FAILED = "failed"        # this attempt failed; the next attempt is its own row
     NEEDS_CUSTOMER = "needs_customer"  # mandate gone, refused, authentication needed
+    SKIPPED = "skipped"      # no longer due: renewed otherwise, ended, auto-renew off
 
 
 class RenewalCharge(db.Model):

@@ -31,3 +31,30 @@ def world(app_context):
     w.next_issue = make_issue(volume=3, number=3, print_date=date(2027, 3, 15))
     w.coordinator = make_user(roles={Role.COORDINATOR}, email="coordinator@example.org")
     return w
+
+
+@pytest.fixture
+def testpay(monkeypatch):
+    """The `testpay` provider, registered for this test."""
+    from subscriptions.providers import PROVIDERS
+    from tests.jobs.fakepay import FakePay
+
+    provider = FakePay()
+    monkeypatch.setitem(PROVIDERS, "testpay", provider)
+    return provider
+
+
+@pytest.fixture
+def mandate_for(app_context):
+    from magazine.db import db
+    from subscriptions.models import Mandate
+
+    def make(user, provider: str = "testpay", ref: str | None = None) -> Mandate:
+        mandate = Mandate(user_id=user.id, provider=provider, customer_ref=f"cst_{user.id}",
+                          mandate_ref=ref or f"mdt_{user.id}", method="directdebit",
+                          label="IBAN •••• 6769")
+        db.session.add(mandate)
+        db.session.commit()
+        return mandate
+
+    return make

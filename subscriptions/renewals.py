@@ -1,0 +1,596 @@
+"""Renewals: reminders keyed to issues, automatic renewal charges with retries, renewal
+orders paid by transfer, grace and lapse.
+
+The life of a term's end (a subscription counts in issues; each dispatch uses one):
+- one issue left, and again RENEWAL_REMINDER_DAYS before the next issue's cut-off: a
+  reminder — with auto-renew on a saved mandate, a notice of the coming charge; otherwise a
+  renewal order with its invoice, bank details and structured communication, and a pay link.
+  A gift's giver is told that the gift ends and offered to renew it;
+- the term's last issue dispatched (none left): the mandate is charged (`renewals` job), one
+  `RenewalCharge` row per attempt, unique by (subscription, term, attempt), its idempotency
+  key made of the same three. Failed: the next attempt after RENEWAL_RETRY_DAYS (1, 3, 7),
+  a mail with a pay link each time; a hard decline, a revoked mandate or "authentication
+  required" go to the customer at once;
+- not renewed (charge failed or pending, or the order unpaid): `graced` (`lapse` job); it
+  still receives GRACE_ISSUES issue(s). A renewal paid later adds the new term minus the
+  grace issues used. Grace used up and GRACE_DAYS passed: `lapsed`, and the subscriber is
+  told. Gifts, complimentary subscriptions and those with auto-renew off simply end.
+
+Every piece of work is its own transaction and happens once: charges by their claimed row,
+reminders and mails by their keys, state moves by conditional updates, paid renewals by
+`RenewalOrder.applied_at`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from editorial.models import Issue, next_issue_for_changes
+from magazine import audit
+from magazine.clock import BRUSSELS, now_utc
+from magazine.db import db, insert_ignoring_duplicates, write_transaction
+from magazine.jobruns import claim_key, claim_next, release_orphans
+from magazine.mail import queue_mail
+from magazine.urls import external_url
+from subscriptions import pricing, services
+from subscriptions.models import (
+    ChargeStatus,
+    Mandate,
+    MandateState,
+    Order,
+    Payment,
+    Plan,
+    RenewalCharge,
+    RenewalOrder,
+    Subscription,
+    zone_for_country,
+)
+from subscriptions.providers import get_provider
+from subscriptions.providers.base import ChargeOutcome, ChargeResult, ProviderError
+from subscriptions.states import OrderState, PaymentState, SubscriptionState
+
+log = logging.getLogger(__name__)
+
+RENEWING_STATES = (SubscriptionState.ACTIVE, SubscriptionState.GRACED)
+
+
+def charge_key(subscription_id: int, term: int, attempt: int) -> str:
+    """The idempotency key of a renewal charge: what is paid for, and which attempt."""
+    return f"renewal-{subscription_id}-{term}-{attempt}"
+
+
+def _renews(subscription: Subscription) -> bool:
+    """Whether this subscription renews by itself (gifts and complimentary ones end)."""
+    return (subscription.auto_renew and not subscription.complimentary
+            and not subscription.is_gift)
+
+
+def _mandate(subscription: Subscription) -> Mandate | None:
+    if subscription.subscriber_id is None:
+        return None
+    return db.session.scalar(
+        sa.select(Mandate).where(Mandate.user_id == subscription.subscriber_id,
+                                 Mandate.state == MandateState.VALID)
+        .order_by(Mandate.id.desc()).limit(1))
+
+
+def _locale(subscription: Subscription) -> str:
+    if subscription.subscriber is not None:
+        return subscription.subscriber.locale
+    return subscription.order.locale if subscription.order else "nl_BE"
+
+
+# ---------------------------------------------------------------- renewal orders
+
+def _current_addresses(subscription: Subscription):
+    groups: dict[int, object] = {}
+    for row in subscription.addresses:
+        if row.group_no not in groups or row.id > groups[row.group_no].id:
+            groups[row.group_no] = row
+    return [groups[key] for key in sorted(groups)]
+
+
+def renewal_lines(subscription: Subscription, plan: Plan,
+                  locale: str) -> list[pricing.PricedLine]:
+    """The next term priced as at checkout: the plan's (volume) price for the copies, and
+    shipping per copy for each address outside the free zone."""
+    texts = services._line_texts(plan, locale)
+    copies = subscription.copies
+    unit = pricing.unit_price_for_copies(plan.price_cents, plan.band_tuples(), copies)
+    lines = [pricing.price_line("subscription", texts["subscription"], copies, unit,
+                                plan.vat_rate_bp)]
+    shipping: dict[int, int] = {}
+    for address in _current_addresses(subscription) if plan.includes_print else []:
+        per_copy = plan.shipping_cents(zone_for_country(address.country))
+        if per_copy:
+            shipping[per_copy] = shipping.get(per_copy, 0) + address.copies
+    for per_copy, count in sorted(shipping.items()):
+        lines.append(pricing.price_line("shipping", texts["shipping"], count, per_copy,
+                                        plan.vat_rate_bp))
+    return lines
+
+
+def renewal_order_for(subscription: Subscription, *, provider_name: str) -> RenewalOrder:
+    """The order for the subscription's next term, made once (unique per subscription and
+    term): billed as the first order was, priced now, in the plan chosen for the next
+    term. A bank transfer gets its payment, invoice and structured communication at once;
+    a mandate's order gets its invoice when the charge is paid."""
+    term = subscription.term + 1
+    existing = db.session.scalar(sa.select(RenewalOrder).where(
+        RenewalOrder.subscription_id == subscription.id, RenewalOrder.term == term))
+    if existing is not None:
+        return existing
+    plan = subscription.next_plan or subscription.plan
+    first = subscription.order
+    user = subscription.subscriber
+    locale = _locale(subscription)
+    request = services.CheckoutRequest(
+        plan_id=plan.id, copies=subscription.copies, locale=locale, provider=provider_name,
+        billing_name=first.billing_name if first else user.name,
+        billing_organisation=first.billing_organisation if first else "",
+        billing_po_reference=first.billing_po_reference if first else "",
+        billing_street=first.billing_street if first else "",
+        billing_postcode=first.billing_postcode if first else "",
+        billing_city=first.billing_city if first else "",
+        billing_country=first.billing_country if first else "BE",
+    )
+    order = services._new_order(
+        request, buyer=user, provider_name=provider_name,
+        vat_number=first.billing_vat_number if first else "",
+        lines=renewal_lines(subscription, plan, locale), plan_id=plan.id)
+    if first is not None and first.billing_email:
+        order.billing_email = first.billing_email
+    renewal = RenewalOrder(subscription_id=subscription.id, term=term, plan_id=plan.id,
+                           order_id=order.id)
+    db.session.add(renewal)
+    if not get_provider(provider_name).online:
+        payment = Payment(order_id=order.id, provider=provider_name,
+                          amount_cents=order.total_cents)
+        db.session.add(payment)
+        db.session.flush()
+        services.issue_invoice(order, actor=None)
+    db.session.flush()
+    audit.record("renewal.order", "subscription", subscription.id, actor=None,
+                 order=order.id, term=term, total_cents=order.total_cents)
+    return renewal
+
+
+def apply_renewal(renewal: RenewalOrder) -> bool:
+    """A paid renewal order becomes the new term, once (claimed by `applied_at`): the term
+    number grows, the issues of the new plan are added minus the grace issues already
+    received, a graced subscription is active again; the invoice is issued (if it was not
+    yet) and the subscriber is mailed. Returns False if it was applied before or cannot be
+    (the subscription lapsed meanwhile: the coordinator sees the payment)."""
+    claimed = db.session.execute(
+        sa.update(RenewalOrder)
+        .where(RenewalOrder.id == renewal.id, RenewalOrder.applied_at.is_(None))
+        .values(applied_at=now_utc())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        return False
+    db.session.refresh(renewal)
+    subscription = db.session.get(Subscription, renewal.subscription_id,
+                                  populate_existing=True)
+    if subscription.term != renewal.term - 1 or subscription.state not in (
+            SubscriptionState.ACTIVE, SubscriptionState.GRACED, SubscriptionState.CANCELLED):
+        audit.record("renewal.not_applied", "subscription", subscription.id, actor=None,
+                     order=renewal.order_id, state=subscription.state.value,
+                     term=subscription.term)
+        log.warning("renewal order %s paid for subscription %s in %s (term %s): not applied",
+                    renewal.order_id, subscription.id, subscription.state.value,
+                    subscription.term)
+        return False
+    plan = renewal.plan
+    added = max(plan.issues_per_term - subscription.grace_issues_used, 0)
+    grace_counted = subscription.grace_issues_used
+    subscription.term = renewal.term
+    subscription.plan_id = plan.id
+    subscription.next_plan_id = None
+    subscription.issues_granted += plan.issues_per_term
+    subscription.issues_remaining += added
+    subscription.grace_issues_used = 0
+    subscription.graced_at = None
+    if subscription.state != SubscriptionState.ACTIVE:
+        services.move_subscription(subscription, SubscriptionState.ACTIVE, actor=None,
+                                   reason="renewed")
+    audit.record("subscription.renewed", "subscription", subscription.id, actor=None,
+                 term=renewal.term, issues=added, grace_counted=grace_counted,
+                 order=renewal.order_id)
+    order = renewal.order
+    invoice = services.issue_invoice(order, actor=None)
+    user = subscription.subscriber
+    if user is not None:
+        queue_mail(user.email, "renewals_renewed",
+                   key=f"renewed:{subscription.id}:{renewal.term}", locale=user.locale,
+                   name=user.name, subscription=subscription, plan_name=plan.name(user.locale),
+                   issues=subscription.issues_remaining, invoice=invoice, order=order,
+                   account_url=external_url("core.account"))
+    return True
+
+
+def apply_paid_renewals() -> int:
+    """Renewal orders that were paid (by a charge, a webhook, the coordinator recording a
+    transfer or a bank statement) and not yet turned into a term: each in its own
+    transaction."""
+    ids = db.session.scalars(
+        sa.select(RenewalOrder.id).join(Order, Order.id == RenewalOrder.order_id)
+        .where(RenewalOrder.applied_at.is_(None), Order.state == OrderState.PAID)
+        .order_by(RenewalOrder.id)).all()
+    db.session.rollback()
+    applied = 0
+    for renewal_id in ids:
+        with write_transaction():
+            applied += apply_renewal(db.session.get(RenewalOrder, renewal_id))
+    return applied
+
+
+# ---------------------------------------------------------------- reminders
+
+@dataclass
+class RemindersResult:
+    charge_notices: int = 0
+    pay_reminders: int = 0
+    gift_reminders: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        text = (f"renewal-reminders: {self.charge_notices} charge notices, "
+                f"{self.pay_reminders} renewal links, {self.gift_reminders} gift reminders")
+        return text + (f", {self.failed} failed" if self.failed else "")
+
+
+def _reminder_due(subscription: Subscription, today: date,
+                  next_issue: Issue | None) -> str | None:
+    """Which reminder this subscription is due for today, if any."""
+    if subscription.issues_remaining == 1 and subscription.state == SubscriptionState.ACTIVE:
+        moment = "last-issue"
+    else:
+        moment = None
+    days = current_app.config["RENEWAL_REMINDER_DAYS"]
+    if (next_issue is not None and subscription.issues_remaining <= 1
+            and 0 <= (next_issue.dispatch_cutoff - today).days <= days
+            and (moment is None or claimed_before(subscription, "last-issue"))):
+        moment = "before-cutoff"
+    return moment
+
+
+def claimed_before(subscription: Subscription, moment: str) -> bool:
+    from magazine.models import JobClaim
+
+    key = f"renewal-reminder:{subscription.id}:{subscription.term}:{moment}"
+    return db.session.get(JobClaim, key) is not None
+
+
+def remind_subscription(subscription: Subscription, moment: str, result: RemindersResult,
+                        next_issue: Issue | None) -> None:
+    """One reminder, once per subscription, term and moment (its work key)."""
+    if not claim_key(f"renewal-reminder:{subscription.id}:{subscription.term}:{moment}",
+                     "renewal-reminders"):
+        return
+    user = subscription.subscriber
+    if user is None:
+        return
+    locale = user.locale
+    common = {"name": user.name, "subscription": subscription, "next_issue": next_issue,
+              "plan_name": (subscription.next_plan or subscription.plan).name(locale),
+              "account_url": external_url("core.account")}
+    key = f"renewal-reminder:{subscription.id}:{subscription.term}:{moment}"
+    if subscription.is_gift:
+        queue_mail(user.email, "renewals_gift_ending", key=key, locale=locale,
+                   recipient=subscription.gift_recipient_name,
+                   plans_url=external_url("subscriptions.plans"), **common)
+        result.gift_reminders += 1
+        return
+    mandate = _mandate(subscription)
+    if mandate is not None:
+        plan = subscription.next_plan or subscription.plan
+        amount = pricing.totals(renewal_lines(subscription, plan, locale)).gross_cents
+        queue_mail(user.email, "renewals_charge_notice", key=key, locale=locale,
+                   amount_cents=amount, mandate=mandate, **common)
+        result.charge_notices += 1
+        return
+    renewal = renewal_order_for(subscription, provider_name="bank_transfer")
+    order = renewal.order
+    config = current_app.config
+    queue_mail(user.email, "renewals_pay_reminder", key=key, locale=locale, order=order,
+               invoice=order.invoice, iban=config["BANK_IBAN"], bic=config["BANK_BIC"],
+               beneficiary=config["PUBLISHER_NAME"],
+               order_url=external_url("subscriptions.order_detail", order_id=order.id),
+               **common)
+    result.pay_reminders += 1
+
+
+def send_reminders(progress=None) -> RemindersResult:
+    result = RemindersResult()
+    today = now_utc().astimezone(BRUSSELS).date()
+    ids = db.session.scalars(
+        sa.select(Subscription.id).where(
+            Subscription.state.in_(RENEWING_STATES), Subscription.issues_remaining <= 1,
+            Subscription.complimentary.is_(False),
+            sa.or_(Subscription.auto_renew.is_(True), Subscription.gift_recipient_email != ""),
+        ).order_by(Subscription.id)).all()
+    db.session.rollback()
+    if progress:
+        progress.start(len(ids))
+    for subscription_id in ids:
+        if progress:
+            progress.advance(1)
+        try:
+            with write_transaction():
+                subscription = db.session.get(Subscription, subscription_id)
+                next_issue = next_issue_for_changes(today)
+                if subscription.state == SubscriptionState.GRACED:
+                    continue  # the grace mail speaks for itself
+                moment = _reminder_due(subscription, today, next_issue)
+                if moment is not None:
+                    remind_subscription(subscription, moment, result, next_issue)
+        except Exception:
+            result.failed += 1
+            log.exception("renewal-reminders: subscription %s failed", subscription_id)
+    return result
+
+
+# ---------------------------------------------------------------- charges
+
+@dataclass
+class RenewalsResult:
+    charged: int = 0
+    retry: int = 0
+    needs_customer: int = 0
+    pending: int = 0
+    skipped: int = 0
+    applied: int = 0
+    released: int = 0
+
+    def summary(self) -> str:
+        text = (f"renewals: {self.charged} charged, {self.retry} failed (retry), "
+                f"{self.needs_customer} need the customer")
+        extra = [f"{n} {label}" for n, label in (
+            (self.pending, "pending at the bank"), (self.applied, "paid renewals applied"),
+            (self.skipped, "no longer due"), (self.released, "taken back from a dead run"))
+            if n]
+        return text + (", " + ", ".join(extra) if extra else "")
+
+
+def schedule_first_attempts() -> None:
+    """A first charge attempt for every renewing subscription whose term is used up and
+    that has a valid mandate: set-based, unique by (subscription, term, attempt)."""
+    now = now_utc()
+    next_term = Subscription.term + 1
+    has_mandate = sa.exists(sa.select(Mandate.id).where(
+        Mandate.user_id == Subscription.subscriber_id, Mandate.state == MandateState.VALID))
+    key = (sa.literal("renewal-") + sa.cast(Subscription.id, sa.String) + sa.literal("-")
+           + sa.cast(next_term, sa.String) + sa.literal("-1"))
+    due = (
+        sa.select(Subscription.id, next_term, sa.literal(1), key,
+                  sa.literal(ChargeStatus.DUE.value),
+                  sa.literal(now, type_=RenewalCharge.due_at.type), sa.literal(""),
+                  sa.literal(now, type_=RenewalCharge.created_at.type))
+        .where(Subscription.state.in_(RENEWING_STATES), Subscription.issues_remaining == 0,
+               Subscription.auto_renew.is_(True), Subscription.complimentary.is_(False),
+               Subscription.gift_recipient_email == "", has_mandate)
+    )
+    with write_transaction():
+        db.session.execute(
+            insert_ignoring_duplicates(RenewalCharge)
+            .from_select(["subscription_id", "term", "attempt", "idempotency_key", "status",
+                          "due_at", "reason", "created_at"], due)
+            .on_conflict_do_nothing()
+        )
+
+
+def _finish(charge: RenewalCharge, status: ChargeStatus, reason: str = "") -> None:
+    charge.status = status
+    charge.reason = reason[:300]
+    charge.finished_at = now_utc()
+
+
+def _pay_link_mail(subscription: Subscription, order: Order, template: str, key: str,
+                   **extra) -> None:
+    user = subscription.subscriber
+    if user is None:
+        return
+    queue_mail(user.email, template, key=key, locale=user.locale, name=user.name,
+               subscription=subscription, order=order,
+               order_url=external_url("subscriptions.order_detail", order_id=order.id),
+               **extra)
+
+
+def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
+    """Charge one claimed attempt, in its own transaction, and record what came of it."""
+    retry_days = current_app.config["RENEWAL_RETRY_DAYS"]
+    with write_transaction():
+        charge = db.session.get(RenewalCharge, charge_id)
+        subscription = charge.subscription
+        if (subscription.term >= charge.term or subscription.state not in RENEWING_STATES
+                or not _renews(subscription)):
+            _finish(charge, ChargeStatus.SKIPPED, "no longer due")
+            result.skipped += 1
+            return
+        mandate = _mandate(subscription)
+        provider_name = mandate.provider if mandate else "bank_transfer"
+        renewal = renewal_order_for(subscription, provider_name=provider_name)
+        order = renewal.order
+        charge.order_id = order.id
+        if order.state == OrderState.PAID:
+            _finish(charge, ChargeStatus.PAID, "paid otherwise")
+            result.applied += apply_renewal(renewal)
+            return
+        if mandate is None or order.state != OrderState.AWAITING_PAYMENT:
+            _finish(charge, ChargeStatus.NEEDS_CUSTOMER, "no valid mandate")
+            _pay_link_mail(subscription, order, "renewals_needs_customer",
+                           f"renewal-needs-customer:{subscription.id}:{charge.term}")
+            result.needs_customer += 1
+            return
+        from subscriptions import payments
+
+        try:
+            outcome = payments.charge_mandate(order, mandate,
+                                              idempotency_key=charge.idempotency_key)
+        except ProviderError as error:
+            outcome = ChargeResult(None, PaymentState.FAILED,
+                                   ChargeOutcome.FAILED_NEEDS_CUSTOMER, str(error))
+        payment = db.session.scalar(sa.select(Payment).where(
+            Payment.idempotency_key == charge.idempotency_key))
+        charge.payment_id = payment.id if payment else None
+        if outcome.outcome == ChargeOutcome.PAID:
+            _finish(charge, ChargeStatus.PAID)
+            apply_renewal(renewal)
+            result.charged += 1
+        elif outcome.outcome == ChargeOutcome.PENDING:
+            _finish(charge, ChargeStatus.PENDING)
+            result.pending += 1
+        elif (outcome.outcome == ChargeOutcome.FAILED_RETRYABLE
+              and charge.attempt <= len(retry_days)):
+            _finish(charge, ChargeStatus.FAILED, outcome.reason)
+            next_at = now_utc() + timedelta(days=retry_days[charge.attempt - 1])
+            db.session.add(RenewalCharge(
+                subscription_id=subscription.id, term=charge.term, attempt=charge.attempt + 1,
+                idempotency_key=charge_key(subscription.id, charge.term, charge.attempt + 1),
+                status=ChargeStatus.DUE, due_at=next_at))
+            _pay_link_mail(subscription, order, "renewals_charge_failed",
+                           f"renewal-failed:{subscription.id}:{charge.term}:{charge.attempt}",
+                           retry_on=next_at.astimezone(BRUSSELS).date())
+            result.retry += 1
+        else:
+            _finish(charge, ChargeStatus.NEEDS_CUSTOMER, outcome.reason)
+            _pay_link_mail(subscription, order, "renewals_needs_customer",
+                           f"renewal-needs-customer:{subscription.id}:{charge.term}")
+            result.needs_customer += 1
+
+
+def run_renewals(progress=None) -> RenewalsResult:
+    result = RenewalsResult()
+    result.released = release_orphans(
+        RenewalCharge, RenewalCharge.status == ChargeStatus.CHARGING,
+        {"status": ChargeStatus.DUE, "claimed_by": None})
+    result.applied += apply_paid_renewals()
+    schedule_first_attempts()
+    now = now_utc()
+    due = sa.and_(RenewalCharge.status == ChargeStatus.DUE, RenewalCharge.due_at <= now)
+    if progress:
+        progress.start(db.session.scalar(sa.select(sa.func.count()).select_from(
+            RenewalCharge).where(due)))
+        db.session.rollback()
+    while (charge_id := claim_next(RenewalCharge, due, RenewalCharge.id,
+                                   {"status": ChargeStatus.CHARGING})) is not None:
+        if progress:
+            progress.advance(1)
+        try:
+            charge_renewal(charge_id, result)
+        except Exception:
+            log.exception("renewals: charge %s failed", charge_id)
+            # Back in the queue in an hour (the same key: no double charge).
+            with write_transaction():
+                db.session.execute(
+                    sa.update(RenewalCharge)
+                    .where(RenewalCharge.id == charge_id,
+                           RenewalCharge.status == ChargeStatus.CHARGING)
+                    .values(status=ChargeStatus.DUE, due_at=now_utc() + timedelta(hours=1))
+                    .execution_options(synchronize_session=False))
+    return result
+
+
+# ---------------------------------------------------------------- grace and lapse
+
+@dataclass
+class LapseResult:
+    graced: int = 0
+    ended: int = 0
+    lapsed: int = 0
+    applied: int = 0
+
+    def summary(self) -> str:
+        text = (f"lapse: {self.graced} graced, {self.lapsed} lapsed, "
+                f"{self.ended} ended without renewal")
+        return text + (f", {self.applied} paid renewals applied" if self.applied else "")
+
+
+def _move_once(subscription_id: int, expected: SubscriptionState,
+               work) -> bool:
+    """Move one subscription in its own transaction if it is still in `expected`."""
+    try:
+        with write_transaction():
+            subscription = db.session.get(Subscription, subscription_id)
+            if subscription.state != expected:
+                return False
+            work(subscription)
+    except services.StaleState:
+        return False
+    return True
+
+
+def run_lapse(progress=None) -> LapseResult:
+    result = LapseResult()
+    result.applied = apply_paid_renewals()
+    config = current_app.config
+    now = now_utc()
+    next_term = Subscription.term + 1
+    in_flight = sa.exists(sa.select(RenewalCharge.id).where(
+        RenewalCharge.subscription_id == Subscription.id, RenewalCharge.term == next_term,
+        RenewalCharge.status.in_([ChargeStatus.DUE, ChargeStatus.CHARGING])))
+    used_up = db.session.execute(
+        sa.select(Subscription.id, Subscription.auto_renew, Subscription.complimentary,
+                  Subscription.gift_recipient_email)
+        .where(Subscription.state == SubscriptionState.ACTIVE,
+               Subscription.issues_remaining == 0, ~in_flight)
+        .order_by(Subscription.id)).all()
+    to_lapse = db.session.scalars(
+        sa.select(Subscription.id).where(
+            Subscription.state == SubscriptionState.GRACED,
+            Subscription.grace_issues_used >= config["GRACE_ISSUES"],
+            Subscription.graced_at <= now - timedelta(days=config["GRACE_DAYS"]))
+        .order_by(Subscription.id)).all()
+    db.session.rollback()
+    if progress:
+        progress.start(len(used_up) + len(to_lapse))
+
+    def grace(subscription: Subscription) -> None:
+        services.move_subscription(subscription, SubscriptionState.GRACED, actor=None,
+                                   reason="term used up, renewal not paid")
+        subscription.graced_at = now_utc()
+        subscription.grace_issues_used = 0
+        user = subscription.subscriber
+        if user is not None:
+            mandate = _mandate(subscription)
+            renewal = renewal_order_for(
+                subscription, provider_name=mandate.provider if mandate else "bank_transfer")
+            _pay_link_mail(subscription, renewal.order, "renewals_graced",
+                           f"graced:{subscription.id}:{subscription.term}",
+                           grace_issues=config["GRACE_ISSUES"])
+
+    def end(subscription: Subscription) -> None:
+        services.move_subscription(subscription, SubscriptionState.CANCELLED, actor=None,
+                                   reason="ended")
+
+    def lapse(subscription: Subscription) -> None:
+        services.move_subscription(subscription, SubscriptionState.LAPSED, actor=None,
+                                   reason="grace passed without payment")
+        user = subscription.subscriber
+        if user is not None:
+            queue_mail(user.email, "renewals_lapsed",
+                       key=f"lapsed:{subscription.id}:{subscription.term}",
+                       locale=user.locale, name=user.name, subscription=subscription,
+                       plans_url=external_url("subscriptions.plans"))
+
+    for row in used_up:
+        if progress:
+            progress.advance(1)
+        renewing = row.auto_renew and not row.complimentary and not row.gift_recipient_email
+        if _move_once(row.id, SubscriptionState.ACTIVE, grace if renewing else end):
+            if renewing:
+                result.graced += 1
+            else:
+                result.ended += 1
+    for subscription_id in to_lapse:
+        if progress:
+            progress.advance(1)
+        if _move_once(subscription_id, SubscriptionState.GRACED, lapse):
+            result.lapsed += 1
+    return result
