@@ -1,14 +1,27 @@
-"""The business coordinator's desk. Figures arrive with the business issue."""
+"""The business coordinator's desk: figures, charts, CSV downloads and the reminder."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, render_template
+import csv
+import io
 
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from business import exports, figures, tables
+from business import jobs as _jobs  # noqa: F401  (registers the roll-up job)
+from business import models as _models  # noqa: F401  (the table, for Alembic)
+from business.charts import Series, bar_chart, heat_class
+from business.forms import PeriodForm, ReminderForm
+from business.months import month_label
+from business.services import send_invoice_reminder
 from magazine.db import db
-from magazine.models import MailStatus, OutboxMail, User
+from magazine.errors import DomainError
 from magazine.roles import BUSINESS_ROLES
 from magazine.security import roles_required
+from subscriptions.services import today_brussels
 
 bp = Blueprint("business", __name__, url_prefix="/business")
 
@@ -19,14 +32,102 @@ def _business_roles_only():
     """Every page here is for the coordinator (and admins)."""
 
 
+def _period_and_form():
+    form = PeriodForm(request.args)
+    form.validate()
+    return form.period(today_brussels()), form
+
+
+def _charts(desk: figures.Desk) -> dict:
+    labels = [month_label(m.month) for m in desk.movements.months]
+    euros = lambda cents: f"€ {cents / 100:,.0f}".replace(",", ".")  # noqa: E731
+    moves = desk.movements.months
+    revenue = desk.revenue.months
+    return {
+        "subscribers": bar_chart(
+            _("Paying subscribers at the end of each month"),
+            _("Bars: paying subscribers counted at the end of each month of the period."),
+            labels, [Series(_("subscribers"), "s-total", [m.active_end for m in moves])],
+            format_value=lambda v: f"{v:.0f}"),
+        "mrr": bar_chart(
+            _("MRR movements per month"),
+            _("Bars above zero: MRR won (new, reactivation, expansion); below zero: MRR lost "
+              "(contraction, churn); the line is the net movement."),
+            labels, [
+                Series(_("new"), "s-new", [m.mrr_new for m in moves]),
+                Series(_("reactivation"), "s-back", [m.mrr_reactivation for m in moves]),
+                Series(_("expansion"), "s-up", [m.mrr_expansion for m in moves]),
+                Series(_("contraction"), "s-down", [-m.mrr_contraction for m in moves]),
+                Series(_("churn"), "s-churn", [-m.mrr_churn for m in moves]),
+            ], line=Series(_("net movement"), "s-line", [m.mrr_net for m in moves]),
+            format_value=euros),
+        "revenue": bar_chart(
+            _("Revenue per month"),
+            _("Bars: net revenue and VAT per month, after the refunds and chargebacks of "
+              "that month."),
+            [month_label(r.label) for r in revenue], [
+                Series(_("net"), "s-net", [r.net for r in revenue]),
+                Series(_("VAT"), "s-vat", [r.vat for r in revenue]),
+            ], format_value=euros),
+    }
+
+
 @bp.route("/")
 def index():
-    mail_counts = dict(
-        db.session.execute(
-            sa.select(OutboxMail.status, sa.func.count()).group_by(OutboxMail.status)
-        ).all()
-    )
-    accounts = db.session.scalar(sa.select(sa.func.count()).select_from(User))
+    period, form = _period_and_form()
+    desk = figures.desk(period, today_brussels(), str(get_locale()))
     return render_template(
-        "business/index.html", mail_counts=mail_counts, accounts=accounts, MailStatus=MailStatus
+        "business/index.html", desk=desk, form=form, period=period,
+        tables=exports.desk_tables(desk), charts=_charts(desk), heat_class=heat_class,
+        tables_defs=tables.DEFINITIONS, reminder_form=ReminderForm(),
+        unpaid_ids={invoice.number: invoice.id for invoice in desk.unpaid.invoices},
     )
+
+
+def _csv_response(rows, filename: str) -> Response:
+    buffer = io.StringIO()
+    buffer.write("\ufeff")  # spreadsheets read the file as UTF-8
+    writer = csv.writer(buffer, delimiter=";")
+    for row in rows:
+        writer.writerow(row)
+    return Response(buffer.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.route("/export/<name>.csv")
+def table_csv(name: str):
+    period, _form = _period_and_form()
+    desk = figures.desk(period, today_brussels(), str(get_locale()))
+    table = exports.desk_tables(desk).get(name)
+    if table is None:
+        abort(404)
+    return _csv_response(exports.table_rows(table),
+                         f"{name}-{month_label(period.first)}-{month_label(period.last)}.csv")
+
+
+@bp.route("/export/accounting.csv")
+def accounting_csv():
+    period, _form = _period_and_form()
+    return _csv_response(
+        exports.accounting_rows(period),
+        f"facturen-creditnotas-{month_label(period.first)}-{month_label(period.last)}.csv")
+
+
+@bp.route("/invoices/<int:invoice_id>/remind", methods=["POST"])
+def invoice_remind(invoice_id: int):
+    form = ReminderForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        sent = send_invoice_reminder(invoice_id, actor=current_user)
+    except LookupError:
+        abort(404)
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash(_("The reminder is on its way.") if sent
+              else _("A reminder for this invoice was sent today already."),
+              "success" if sent else "info")
+    return redirect(url_for("business.index", **request.args) + "#unpaid")

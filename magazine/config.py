@@ -195,6 +195,10 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "SESSION_LIFETIME_DAYS": 14,
         # The publication plan: regular issues per year (specials come on top).
         "ISSUES_PER_YEAR": _int("ISSUES_PER_YEAR", environ.get("ISSUES_PER_YEAR"), 5),
+        # Copies printed on top of the subscribers' for the stock (back issues, samples).
+        "PRINT_STOCK_COPIES": _int(
+            "PRINT_STOCK_COPIES", environ.get("PRINT_STOCK_COPIES"), 100
+        ),
         # Editorial: deadlines worked back from the print date (days before it), the
         # flatplan's page estimate, public pitches and the deadline reminders.
         "ISSUE_DEADLINE_OFFSETS": _offsets(environ.get("ISSUE_DEADLINE_OFFSETS")),

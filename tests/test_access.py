@@ -121,6 +121,10 @@ ACCESS: dict[str, Access] = {
     "editorial.index": Access(EDITORIAL_ROLES),
     **EDITORIAL_ACCESS,
     "business.index": Access(BUSINESS_ROLES),
+    "business.table_csv": Access(BUSINESS_ROLES, args={"name": "by-plan"}),
+    "business.accounting_csv": Access(BUSINESS_ROLES),
+    "business.invoice_remind": Access(BUSINESS_ROLES, method="POST",
+                                      args={"invoice_id": 999}),
     # Subscriptions: public plans and checkout, the subscriber's own pages (someone else's
     # or a missing id is a 404), and the coordinator's back office.
     "subscriptions.plans": Access(EVERYONE),
