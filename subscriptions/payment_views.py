@@ -81,6 +81,18 @@ def payment_return(payment_id: int):
     )
 
 
+@bp.route("/payments/<int:payment_id>/go")
+@login_required
+def payment_go(payment_id: int):
+    """On to the provider's payment page (see `payments.go_url` for why a page of ours)."""
+    payment = _own_payment_or_404(payment_id)
+    if payment.state != PaymentState.OPEN or not payment.checkout_url \
+            or payment.order.state != OrderState.AWAITING_PAYMENT:
+        return redirect(url_for(".payment_return", payment_id=payment.id))
+    return render_template("subscriptions/payment_go.html", payment=payment,
+                           order=payment.order)
+
+
 @bp.route("/payments/<int:payment_id>/status.json")
 @login_required
 def payment_status(payment_id: int):
@@ -105,7 +117,8 @@ def payment_retry(payment_id: int):
         return redirect(url_for(".payment_return", payment_id=payment.id))
     db.session.commit()
     if target:
-        return redirect(target)
+        latest = payments.latest_payment(payment.order) or payment
+        return redirect(url_for(".payment_go", payment_id=latest.id))
     latest = payments.latest_payment(payment.order) or payment
     return redirect(url_for(".payment_return", payment_id=latest.id))
 

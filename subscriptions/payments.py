@@ -80,8 +80,15 @@ def open_online_payment(order: Order, provider, *, buyer: User, save_method: boo
     which says so and offers to try again."""
     payment = _new_attempt(order, provider.name, save_method=save_method)
     services.issue_invoice(order, actor=buyer)
-    start_online_payment(payment)
-    return services.PlacedOrder(order, payment.checkout_url or return_url(payment))
+    started = start_online_payment(payment)
+    return services.PlacedOrder(order, go_url(payment) if started else return_url(payment))
+
+
+def go_url(payment: Payment) -> str:
+    """Our page that sends the browser on to the provider. A form's answer cannot redirect
+    to another site under our Content-Security-Policy (`form-action 'self'` also covers the
+    redirects after a POST), so the POST lands here and this page moves on."""
+    return external_url("payments.payment_go", payment_id=payment.id)
 
 
 def _new_attempt(order: Order, provider_name: str, *, save_method: bool) -> Payment:

@@ -170,6 +170,7 @@ ACCESS: dict[str, Access] = {
     # provider webhooks (public; a bad signature or an unknown id changes nothing).
     "payments.payment_return": Access(LOGGED_IN, args={"payment_id": 999}),
     "payments.payment_status": Access(LOGGED_IN, args={"payment_id": 999}),
+    "payments.payment_go": Access(LOGGED_IN, args={"payment_id": 999}),
     "payments.payment_retry": Access(LOGGED_IN, method="POST", args={"payment_id": 999}),
     "payments.remove_method": Access(LOGGED_IN, method="POST", args={"mandate_id": 999}),
     "payments.refund": Access(BUSINESS_ROLES, method="POST", args={"payment_id": 999}),

@@ -125,7 +125,10 @@ def test_mollie_down_at_checkout_keeps_the_order_with_a_retry(app, with_mollie, 
 
     payment = read_payment(app, payment_id)
     assert retried.status_code == 302
-    assert retried.headers["Location"] == f"{with_mollie.url}/checkout/{payment.provider_ref}"
+    assert retried.headers["Location"] == f"/payments/{payment_id}/go"
+    go = browser.get(retried.headers["Location"])
+    checkout = f"{with_mollie.url}/checkout/{payment.provider_ref}"
+    assert f'content="0;url={checkout}"' in go.text and f'href="{checkout}"' in go.text
     assert with_mollie.payments_created == 1
 
 
@@ -159,7 +162,8 @@ def test_failed_payment_can_be_paid_again_with_a_new_attempt(app, with_mollie, b
         latest = db.session.scalars(sa.select(Payment).where(
             Payment.order_id == order_id).order_by(Payment.id)).all()[-1]
         assert latest.id != payment_id and latest.state == PaymentState.OPEN
-        assert again.headers["Location"] == latest.checkout_url
+        assert again.headers["Location"] == f"/payments/{latest.id}/go"
+        assert latest.checkout_url in browser.get(again.headers["Location"]).text
 
 
 def test_first_payment_saves_the_mandate_shown_and_removable_on_the_account(

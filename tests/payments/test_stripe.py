@@ -145,7 +145,8 @@ def test_stripe_slow_at_checkout_then_retry_makes_one_session(app, with_stripe, 
 
     sessions = with_stripe.client().v1.checkout.sessions.list().data
     assert len(sessions) == 1
-    assert retried.headers["Location"] == sessions[0].url
+    assert retried.headers["Location"] == f"/payments/{payment_id}/go"
+    assert sessions[0].url in browser.get(retried.headers["Location"]).text
     assert read_payment(app, payment_id).provider_ref == sessions[0].id
 
 
