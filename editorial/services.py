@@ -149,9 +149,11 @@ def _claim_state(obj, source, target) -> None:
 
 
 def _record_move(obj_type: str, obj, source, target, actor: User | None,
-                 note: str) -> AuditEvent:
-    event = audit.record(f"{obj_type}.moved", obj_type, obj.id, actor=actor,
-                         **{"from": source.value, "to": target.value, "note": note})
+                 note: str, by_link: bool = False) -> AuditEvent:
+    details = {"from": source.value, "to": target.value, "note": note}
+    if by_link:
+        details["by_link"] = True
+    event = audit.record(f"{obj_type}.moved", obj_type, obj.id, actor=actor, **details)
     db.session.flush()
     return event
 
@@ -219,7 +221,7 @@ def move_pitch(pitch: Pitch, to: PitchState, *, actor: User | None, note: str = 
     pitch.decision_note = note if to in _PITCH_DECISIONS else pitch.decision_note
     if to != PitchState.DEFERRED:
         pitch.deferred_until = None
-    event = _record_move("pitch", pitch, source, to, actor, note)
+    event = _record_move("pitch", pitch, source, to, actor, note, by_link)
     if to in _PITCH_DECISIONS and mail:
         _mail_pitch_decision(pitch, event, actor)
     return event
@@ -277,7 +279,7 @@ def move_article(article: Article, to: ArticleState, *, actor: User | None, note
         db.session.delete(article.slot)
         article.issue_id = None
     event = _record_move("article", article, source, to,
-                         article.author if by_link else actor, note)
+                         article.author if by_link else actor, note, by_link)
     _mail_article_move(article, source, to, event, note)
     return event
 
