@@ -33,7 +33,7 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 
-WORD = re.compile(r"[\w’'-]+", re.UNICODE)
+WORD = re.compile(r"[\w’'-]*\w[\w’'-]*", re.UNICODE)
 MAX_DOCX_BYTES = 10 * 1024 * 1024
 
 
@@ -48,12 +48,15 @@ def render_markdown(text: str) -> Markup:
 
 
 def plain_text(text: str) -> str:
-    """The text without markup (for the print package and word counts)."""
+    """The text without markup (for the print package and word counts): blocks separated
+    by a blank line, list items as "- item"."""
     html = _markdown.render(text or "")
-    stripped = nh3.clean(html, tags={"p"}, attributes={})
-    stripped = re.sub(r"</p>\s*<p>", "\n\n", stripped)
-    stripped = re.sub(r"</?p>", "", stripped)
-    return html_module.unescape(stripped).strip()
+    html = re.sub(r"<li>\s*(?:<p>)?", "- ", html)
+    html = re.sub(r"(?:</p>)?\s*</li>\s*", "\n", html)
+    html = re.sub(r"</(?:h[1-6]|p|blockquote|pre|ul|ol|table|tr)>", "\n\n", html)
+    stripped = html_module.unescape(nh3.clean(html, tags=set(), attributes={}))
+    lines = [line.strip() for line in stripped.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def word_count(text: str) -> int:

@@ -344,3 +344,11 @@ def test_a_reader_opens_only_their_own_reading(app, login_as):
     response = reviewer.post(f"/editorial/reviews/{review_id}", data={
         "recommendation": "accept", "comments_for_author": "Klaar voor druk."})
     assert response.status_code == 302
+
+
+def test_plain_text_keeps_blocks_and_lists_for_the_print_package():
+    from editorial.text import plain_text
+
+    text = "# Titel\n\nEen *korte* zin & meer.\n\n- een\n- twee\n\n> citaat\n"
+    assert plain_text(text) == "Titel\n\nEen korte zin & meer.\n\n- een\n- twee\n\ncitaat"
+    assert word_count(text) == 8
