@@ -245,8 +245,9 @@ def record_event(provider: str, event_ref: str, kind: str, payment_id: int | Non
         .values(provider=provider, event_ref=event_ref[:160], kind=kind[:80],
                 payment_id=payment_id, received_at=now_utc())
         .on_conflict_do_nothing(index_elements=["provider", "event_ref"])
-    ).rowcount
-    return inserted == 1
+        .returning(ProviderEvent.id)
+    ).scalar()
+    return inserted is not None
 
 
 # ---------------------------------------------------------------- refunds and chargebacks
