@@ -40,6 +40,7 @@ from subscriptions.models import (
     Plan,
     PlanKind,
     Refund,
+    RenewalOrder,
     Subscription,
 )
 from subscriptions.states import OrderState, PaymentState, SubscriptionState
@@ -72,9 +73,38 @@ def kind_expression():
     )
 
 
-def term_prices():
-    """Per order: the gross and net of its subscription lines (the term price)."""
-    return (
+@dataclass(frozen=True)
+class TermPrices:
+    """The price of each subscription's current term: the subscription lines of the order
+    that paid it — the latest applied renewal order, else the order it was bought with.
+    Joined in two steps (`renewal_on`, then `order_on`) onto queries over Subscription;
+    `c` has `order_id`, `gross` and `net`."""
+
+    renewal: sa.Subquery
+    by_order: sa.Subquery
+
+    @property
+    def c(self):
+        return self.by_order.c
+
+    @property
+    def renewal_on(self):
+        return self.renewal.c.subscription_id == Subscription.id
+
+    @property
+    def order_on(self):
+        return self.by_order.c.order_id == sa.func.coalesce(self.renewal.c.id,
+                                                            Subscription.order_id)
+
+
+def term_prices() -> TermPrices:
+    renewal = (
+        sa.select(RenewalOrder.subscription_id, sa.func.max(RenewalOrder.order_id).label("id"))
+        .where(RenewalOrder.applied_at.is_not(None))
+        .group_by(RenewalOrder.subscription_id)
+        .subquery("renewal")
+    )
+    by_order = (
         sa.select(
             OrderLine.order_id.label("order_id"),
             sa.func.sum(OrderLine.gross_cents).label("gross"),
@@ -84,6 +114,7 @@ def term_prices():
         .group_by(OrderLine.order_id)
         .subquery("term_prices")
     )
+    return TermPrices(renewal, by_order)
 
 
 def mrr_expression(term, issues_per_year: int):
@@ -92,7 +123,7 @@ def mrr_expression(term, issues_per_year: int):
     months_x2 = Plan.issues_per_term * 24
     paid_running = sa.and_(
         running_condition(), Subscription.complimentary.is_(False),
-        Subscription.order_id.is_not(None),
+        term.c.order_id.is_not(None),
     )
     return sa.case(
         (paid_running, (net * issues_per_year * 2 + Plan.issues_per_term * 12) // months_x2),
@@ -102,14 +133,6 @@ def mrr_expression(term, issues_per_year: int):
 
 def subscriber_key_expression():
     return sa.func.coalesce(Subscription.subscriber_id, -Subscription.id)
-
-
-def _subscriptions_with_prices(term):
-    return (
-        sa.select(Subscription)
-        .join(Plan, Plan.id == Subscription.plan_id)
-        .outerjoin(term, term.c.order_id == Subscription.order_id)
-    )
 
 
 def issues_per_year() -> int:
@@ -185,7 +208,7 @@ def now_figures() -> Now:
                       sa.func.coalesce(sa.func.sum(mrr), 0))
             .select_from(Subscription)
             .join(Plan, Plan.id == Subscription.plan_id)
-            .outerjoin(term, term.c.order_id == Subscription.order_id)
+            .outerjoin(term.renewal, term.renewal_on).outerjoin(term.by_order, term.order_on)
             .outerjoin(Order, Order.id == Subscription.order_id)
             .outerjoin(latest_address, latest_address.c.subscription_id == Subscription.id)
             .outerjoin(DeliveryAddress, DeliveryAddress.id == latest_address.c.id)
@@ -208,7 +231,7 @@ def now_figures() -> Now:
             // Plan.issues_per_term), 0))
         .select_from(Subscription)
         .join(Plan, Plan.id == Subscription.plan_id)
-        .join(term, term.c.order_id == Subscription.order_id)
+        .outerjoin(term.renewal, term.renewal_on).join(term.by_order, term.order_on)
         .where(running_condition(), Subscription.complimentary.is_(False),
                Subscription.state != SubscriptionState.GRACED)
     )
@@ -521,7 +544,7 @@ def recognised_per_issue(period: Period) -> list[DispatchedIssue] | None:
         .join(Issue, Issue.id == lines.c.issue_id)
         .join(Subscription, Subscription.id == lines.c.subscription_id)
         .join(Plan, Plan.id == Subscription.plan_id)
-        .outerjoin(term, term.c.order_id == Subscription.order_id)
+        .outerjoin(term.renewal, term.renewal_on).outerjoin(term.by_order, term.order_on)
         .where(Issue.print_date.between(period.first_day, period.last_day))
         .group_by(Issue.id, Issue.volume, Issue.number, Issue.print_date)
         .order_by(Issue.print_date)
@@ -672,7 +695,7 @@ def upcoming_renewals(today: date) -> list[Renewal]:
             sa.select(Subscription.issues_remaining, sa.func.count(Subscription.id),
                       sa.func.sum(sa.func.coalesce(term.c.gross, 0)),
                       sa.func.sum(sa.case((Subscription.auto_renew.is_(True), 1), else_=0)))
-            .outerjoin(term, term.c.order_id == Subscription.order_id)
+            .outerjoin(term.renewal, term.renewal_on).outerjoin(term.by_order, term.order_on)
             .where(Subscription.state.in_([SubscriptionState.ACTIVE,
                                            SubscriptionState.CANCELLED]),
                    Subscription.complimentary.is_(False),

@@ -42,7 +42,7 @@ def roll_up_month(number: int) -> int:
                   sa.literal(now_utc(), SubscriptionMonth.recorded_at.type))
         .select_from(Subscription)
         .join(Plan, Plan.id == Subscription.plan_id)
-        .outerjoin(term, term.c.order_id == Subscription.order_id)
+        .outerjoin(term.renewal, term.renewal_on).outerjoin(term.by_order, term.order_on)
         .where(figures.running_condition())
     )
     result = db.session.execute(

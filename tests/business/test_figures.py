@@ -185,3 +185,19 @@ def test_recognised_revenue_and_renewal_rate_per_dispatched_issue(app, history):
     # Of A, B and D (paid) only A received 2.2 on a paid term (D as a grace issue).
     rates = figures.renewal_rates(PERIOD)
     assert [(r.issue_code, r.previous, r.kept) for r in rates] == [("2.2", 3, 1)]
+
+
+def test_mrr_follows_the_order_of_the_current_term_after_a_renewal(history):
+    from magazine.db import db
+    from subscriptions.models import RenewalOrder
+
+    # A's second term is paid by a renewal order (here: one of 15000, net 14151).
+    renewal = history.orders["H2"]
+    db.session.add(RenewalOrder(subscription_id=history.subscriptions["A"].id, term=2,
+                                plan_id=history.plans["individueel"].id, order_id=renewal.id,
+                                applied_at=NOW))
+    db.session.add(RenewalOrder(subscription_id=history.subscriptions["C"].id, term=2,
+                                plan_id=history.plans["individueel"].id,
+                                order_id=history.orders["G"].id))  # not paid: not applied
+    db.session.commit()
+    assert figures.now_figures().mrr_cents == 4166 - 511 + 1179
