@@ -39,7 +39,7 @@ def test_coordinator_offers_an_issue_and_a_subscriber_orders_it(app, login_as):
     too_many = client.post(f"/back-issues/{offer_id}", data={
         "quantity": "4", "provider": "bank_transfer", "billing_country": "BE", **ADDRESS})
     assert too_many.status_code == 400
-    assert "Not enough copies" in too_many.get_data(as_text=True)
+    assert "niet genoeg exemplaren" in too_many.get_data(as_text=True)
     placed = client.post(f"/back-issues/{offer_id}", data={
         "quantity": "2", "provider": "bank_transfer", "billing_country": "BE", **ADDRESS})
     assert placed.status_code == 302, placed.get_data(as_text=True)

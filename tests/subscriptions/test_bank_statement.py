@@ -92,8 +92,8 @@ def test_import_records_matching_transfers_once_and_lists_the_rest(app, login_as
         content_type="multipart/form-data")
     assert response.status_code == 200
     text = response.get_data(as_text=True)
-    assert "amount differs" in text and "no order with this structured communication" in text
-    assert "order expired or cancelled" in text
+    assert "ander bedrag" in text and "geen bestelling met deze gestructureerde mededeling" in text
+    assert "bestelling vervallen of geannuleerd" in text
     with app.app_context():
         order = db.session.get(Order, ids[0])
         assert order.state == OrderState.PAID
@@ -103,7 +103,7 @@ def test_import_records_matching_transfers_once_and_lists_the_rest(app, login_as
     again = client.post("/business/subscriptions/bank-statement", data={
         "statement": (io.BytesIO(data), "statement.xml")},
         content_type="multipart/form-data")
-    assert "recorded before" in again.get_data(as_text=True)
+    assert "al eerder geregistreerd" in again.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(
             Payment.state == PaymentState.PAID)) == 1
@@ -115,7 +115,7 @@ def test_import_refuses_a_file_that_is_not_a_statement(app, login_as):
         "statement": (io.BytesIO(b"<html></html>"), "statement.xml")},
         content_type="multipart/form-data")
     assert response.status_code == 400
-    assert "not a bank statement in camt.053 format" in response.get_data(as_text=True)
+    assert "geen rekeninguittreksel in camt.053-formaat" in response.get_data(as_text=True)
     response = client.post("/business/subscriptions/bank-statement", data={
         "statement": (io.BytesIO(b"x"), "statement.pdf")}, content_type="multipart/form-data")
     assert response.status_code == 400

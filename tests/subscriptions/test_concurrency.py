@@ -93,7 +93,7 @@ def test_promo_code_max_uses_hold_under_concurrent_checkouts(app, buyers):
     refused = [r for r in results if isinstance(r, DomainError)]
     assert len(placed) == 5, results
     assert len(refused) == WORKERS - 5
-    assert all("used up" in r.message for r in refused)
+    assert all("opgebruikt" in r.message for r in refused)
     with app.app_context():
         assert db.session.scalar(sa.select(PromoCode.used_count)) == 5
         # The refused checkouts rolled back: no invoice numbers were lost.

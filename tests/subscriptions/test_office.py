@@ -46,10 +46,10 @@ def test_plan_form_refuses_bad_input(app, login_as):
     client = login_as(Role.COORDINATOR)
     base = {"code": "x", "name_nl": "X", "name_en": "X", "kind": "print", "price": "10",
             "vat_rate": "6", "issues_per_term": "5", "includes_print": "y"}
-    for extra, message in [({"price": "0"}, "A price above zero"),
-                           ({"issues_per_term": "-1"}, "Between 1 and 60"),
-                           ({"bands": "vijf: 10"}, "Write each volume price"),
-                           ({"bands": "5: 10"}, "Only organisation plans")]:
+    for extra, message in [({"price": "0"}, "Een prijs boven nul"),
+                           ({"issues_per_term": "-1"}, "Tussen 1 en 60"),
+                           ({"bands": "vijf: 10"}, "Schrijf elke volumeprijs"),
+                           ({"bands": "5: 10"}, "Alleen formules voor organisaties")]:
         response = client.post(f"{BASE}/plans/new", data={**base, **extra})
         assert response.status_code == 400, extra
         assert message in response.get_data(as_text=True), extra
@@ -74,7 +74,7 @@ def test_coordinator_manages_promo_codes(app, login_as):
     bad = client.post(f"{BASE}/promo-codes/new", data={
         "code": "X", "kind": "percent", "value": "150"})
     assert bad.status_code == 400
-    assert "between 0 and 100" in bad.get_data(as_text=True)
+    assert "tussen 0 en 100" in bad.get_data(as_text=True)
 
 
 def test_search_finds_by_name_organisation_communication_and_invoice(app, login_as):
@@ -104,14 +104,14 @@ def test_coordinator_records_the_transfer_and_the_timeline_shows_it(app, login_a
                            data={"received_on": date.today().isoformat()})
     assert response.status_code == 302
     again = client.post(f"{BASE}/orders/{order_id}/transfer", data={}, follow_redirects=True)
-    assert "paid already" in again.get_data(as_text=True)
+    assert "al betaald" in again.get_data(as_text=True)
     with app.app_context():
         order = db.session.get(Order, order_id)
         assert order.state == OrderState.PAID
         assert order.subscriptions[0].state == SubscriptionState.ACTIVE
         invoice_id = order.invoice.id
     page = client.get(f"{BASE}/subscribers/{user_id}").get_data(as_text=True)
-    assert "Payment received" in page and "Invoice" in page and "Mail:" in page
+    assert "Betaling ontvangen" in page and "Factuur" in page and "Mail:" in page
     client.post(f"{BASE}/invoices/{invoice_id}/resend")
     assert [m.template for m in outbox("els@example.be")].count("subscriptions_invoice") == 1
 
@@ -197,7 +197,7 @@ def test_office_forms_refuse_bad_input_and_change_nothing(app, login_as):
         "address-name": "X", "address-street": "Y 1", "address-postcode": "99999",
         "address-city": "Gent", "address-country": "BE"})
     assert response.status_code == 400
-    assert "This postcode is not valid" in response.get_data(as_text=True)
+    assert "Deze postcode klopt niet" in response.get_data(as_text=True)
     response = client.post(f"{BASE}/subscribers/{partner_id}/complimentary", data={
         "plan": str(plan_id), "copies": "-1", "issues": "5", "reason": ""})
     assert response.status_code == 400
@@ -209,7 +209,7 @@ def test_office_forms_refuse_bad_input_and_change_nothing(app, login_as):
         assert subscription.issues_granted == subscription.issues_remaining == 5
     response = client.post(f"{BASE}/orders/{order.id}/transfer",
                            data={"received_on": "not a date"}, follow_redirects=True)
-    assert "Check the date" in response.get_data(as_text=True)
+    assert "Controleer de datum" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Order, order.id).state == OrderState.AWAITING_PAYMENT
 
@@ -256,4 +256,4 @@ def test_complimentary_subscription_for_someone_new(app, login_as, outbox):
         "invitation", "subscriptions_complimentary"]
     again = client.post(f"{BASE}/complimentary", data={**data, "email": "known@example.be"})
     assert again.status_code == 400
-    assert "has an account already" in again.get_data(as_text=True)
+    assert "heeft al een account" in again.get_data(as_text=True)

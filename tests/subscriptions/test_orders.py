@@ -232,10 +232,10 @@ def test_promo_code_rules():
             services.quote_checkout(checkout_request(plan, promo_code=code), today=today)
         assert caught.value.field == "promo_code"
         messages[code] = caught.value.message
-    assert "expired" in messages["OUD"]
-    assert "not valid for this plan" in messages["ENKEL"]
+    assert "verlopen" in messages["OUD"]
+    assert "geldt niet voor deze formule" in messages["ENKEL"]
     place(plan, make_user(), promo_code="op")
-    with pytest.raises(DomainError, match="used up"):
+    with pytest.raises(DomainError, match=r"used up|opgebruikt"):
         services.quote_checkout(checkout_request(plan, promo_code="OP"), today=today)
     quote = services.quote_checkout(checkout_request(other, promo_code="enkel"), today=today)
     assert quote.lines[1].kind == "discount" and quote.lines[1].gross_cents == -500

@@ -105,10 +105,10 @@ def test_bad_checkout_input_changes_nothing(app, login_as):
         plan = make_plan(kind=PlanKind.ORGANISATION)
     client = login_as(Role.SUBSCRIBER)
     for extra, message in [
-        ({"copies": "-3"}, "Choose between 1 and 500 copies."),
-        ({"addresses-0-postcode": "90"}, "This postcode is not valid"),
-        ({"billing_vat_number": "BE0123"}, "not a valid enterprise or VAT number"),
-        ({"promo_code": "BESTAATNIET"}, "This promo code does not exist"),
+        ({"copies": "-3"}, "Kies tussen 1 en 500 exemplaren."),
+        ({"addresses-0-postcode": "90"}, "Deze postcode klopt niet"),
+        ({"billing_vat_number": "BE0123"}, "geen geldig ondernemings- of btw-nummer"),
+        ({"promo_code": "BESTAATNIET"}, "Deze kortingscode bestaat niet"),
     ]:
         response = client.post("/checkout", data=form_for(plan, place="1", **extra))
         assert response.status_code == 400, extra
@@ -194,24 +194,24 @@ def test_address_change_before_and_after_the_cut_off(app, login_as):
     subscription_id = _active_subscription(app, client.user_email)
     path = f"/account/subscriptions/{subscription_id}"
     page = client.get(path).get_data(as_text=True)
-    assert f"applies to the next issue, {near_code}" in page
+    assert f"geldt al voor het volgende nummer, {near_code}" in page
     assert 'name="group_no" value="1"' in page  # one address: no choice to make
 
     new = {"group_no": "1", "address-name": "Els", "address-street": "Dorp 1",
            "address-postcode": "2000", "address-city": "Antwerpen", "address-country": "BE"}
     response = client.post(path + "/address", data=new, follow_redirects=True)
-    assert f"applies from issue {near_code}" in response.get_data(as_text=True)
+    assert f"geldt vanaf nummer {near_code}" in response.get_data(as_text=True)
 
     # Past the cut-off of the near issue, the change waits for the one after.
     from magazine.clock import shifted
 
     with shifted(timedelta(days=4)):
         page = client.get(path).get_data(as_text=True)
-        assert f"a change made today applies from issue {later_code}" in page
+        assert f"een wijziging van vandaag geldt vanaf nummer {later_code}" in page
         response = client.post(path + "/address", data={**new, "address-city": "Mechelen",
                                                          "address-postcode": "2800"},
                                follow_redirects=True)
-        assert f"applies from issue {later_code}" in response.get_data(as_text=True)
+        assert f"geldt vanaf nummer {later_code}" in response.get_data(as_text=True)
     with app.app_context():
         from subscriptions import services
 
@@ -231,7 +231,7 @@ def test_bad_address_change_is_refused(app, login_as):
         "group_no": "1", "address-name": "Els", "address-street": "Dorp 1",
         "address-postcode": "ABC", "address-city": "Antwerpen", "address-country": "BE"})
     assert response.status_code == 400
-    assert "This postcode is not valid" in response.get_data(as_text=True)
+    assert "Deze postcode klopt niet" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryAddress)) == 1
 
@@ -261,7 +261,7 @@ def test_deleting_the_account_erases_personal_data_but_keeps_invoices(app, login
     with app.app_context():
         unpaid = place(make_plan(), get_user(email))
         unpaid_id = unpaid.id
-    assert "the law obliges us" in client.get("/account/delete").get_data(as_text=True)
+    assert "de wet verplicht ons" in client.get("/account/delete").get_data(as_text=True)
     wrong = client.post("/account/delete", data={"password": "nope", "confirm": "y"})
     assert wrong.status_code == 400
     response = client.post("/account/delete", data={"password": "a-good-long-password",
