@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -146,6 +156,49 @@ def remove_method(mandate_id: int):
     return redirect(url_for("core.account"))
 
 
+@bp.route("/account/payment-methods/new", methods=["POST"])
+@login_required
+def replace_method():
+    """Save another card or account (it replaces the saved one once it is confirmed)."""
+    form = ConfirmForm()
+    if not form.validate():
+        abort(400)
+    try:
+        url, reference = payments.start_method_replacement(
+            _user(), request.form.get("provider", ""))
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("core.account"))
+    db.session.commit()
+    session["payment_setup"] = {"provider": request.form.get("provider"), "ref": reference}
+    # Not a redirect: our CSP lets a form's answer lead only to us (see payments.go_url).
+    return render_template("subscriptions/payment_setup_go.html", url=url)
+
+
+@bp.route("/account/payment-methods/new/done")
+@login_required
+def method_return():
+    setup = session.pop("payment_setup", None)
+    if not setup:
+        return redirect(url_for("core.account"))
+    try:
+        mandate = payments.finish_method_replacement(_user(), setup.get("provider", ""),
+                                                     setup.get("ref", ""))
+    except DomainError as error:
+        db.session.rollback()
+        session["payment_setup"] = setup  # the provider was down: try this page again
+        flash(error.message, "error")
+        return redirect(url_for("core.account"))
+    db.session.commit()
+    if mandate is None:
+        flash(_("No new payment method was saved; your previous one (if any) stays."), "info")
+    else:
+        flash(_("Your new payment method %(label)s is saved for automatic renewal.",
+                label=mandate.label), "success")
+    return redirect(url_for("core.account"))
+
+
 # ---------------------------------------------------------------- refunds (back office)
 
 def _cents(value: Decimal) -> int:
@@ -186,6 +239,15 @@ def payment_refund_form() -> RefundForm:
 @bp.app_template_global()
 def payment_confirm_form() -> ConfirmForm:
     return ConfirmForm(formdata=None)
+
+
+@bp.app_template_global()
+def online_payment_providers() -> list:
+    from flask import current_app
+
+    from subscriptions.providers import checkout_providers
+
+    return [p for p in checkout_providers(current_app) if p.online]
 
 
 @bp.app_template_global()

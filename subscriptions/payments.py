@@ -17,6 +17,7 @@ Services flush; the view or job commits.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -215,7 +216,8 @@ def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Paymen
             _record_chargeback(payment, chargeback)
     if (snapshot.saved_method and payment.save_method and order.user_id
             and payment.state in (PaymentState.PAID, PaymentState.PENDING)):
-        _save_mandate(order.user_id, payment, snapshot.saved_method)
+        _save_mandate(order.user_id, payment.provider, snapshot.saved_method,
+                      payment_id=payment.id)
     db.session.flush()
     return payment
 
@@ -359,19 +361,20 @@ def _money(cents: int) -> str:
 
 # ---------------------------------------------------------------- saved methods
 
-def _save_mandate(user_id: int, payment: Payment, saved: SavedMethod) -> Mandate:
+def _save_mandate(user_id: int, provider: str, saved: SavedMethod, *,
+                  payment_id: int | None = None) -> Mandate:
     """Keep the saved method once by its provider id; it replaces the subscriber's earlier
     ones (revoked at their provider, so nothing can charge them any more)."""
     existing = db.session.scalar(sa.select(Mandate).where(
-        Mandate.provider == payment.provider, Mandate.mandate_ref == saved.mandate_ref))
+        Mandate.provider == provider, Mandate.mandate_ref == saved.mandate_ref))
     if existing is not None:
         return existing
     for older in valid_mandates(user_id):
         _end_mandate(older, MandateState.REPLACED, actor=None)
-    mandate = Mandate(user_id=user_id, provider=payment.provider,
+    mandate = Mandate(user_id=user_id, provider=provider,
                       customer_ref=saved.customer_ref, mandate_ref=saved.mandate_ref,
                       method=saved.method[:32], label=saved.label[:100],
-                      payment_id=payment.id)
+                      payment_id=payment_id)
     db.session.add(mandate)
     db.session.flush()
     audit.record("mandate.saved", "mandate", mandate.id, actor=None, provider=mandate.provider,
@@ -418,6 +421,48 @@ def remove_mandate(mandate: Mandate, *, actor: User) -> None:
         raise DomainError(_("The payment service does not answer. Your payment method is "
                             "still saved; try again in a moment.")) from error
     db.session.flush()
+
+
+def start_method_replacement(user: User, provider_name: str) -> tuple[str, str]:
+    """A new saved method without a renewal to pay: Stripe Checkout in setup mode, or a
+    Mollie verification payment (paid back when the mandate is made). Returns the provider's
+    page and its reference (the view keeps it in the person's session, so the way back can
+    only save a method for the person who started it)."""
+    provider = get_provider(provider_name) if provider_name in online_provider_names() \
+        else None
+    if provider is None or not provider.is_available(current_app):
+        raise DomainError(_("Choose one of the payment methods."), field="provider")
+    same = [m for m in valid_mandates(user.id) if m.provider == provider_name]
+    try:
+        reference, url, _customer = provider.start_setup(
+            email=user.email, name=user.name,
+            customer_ref=same[-1].customer_ref if same else None,
+            key=f"setup-user-{user.id}-{secrets.token_hex(8)}",
+            return_url=external_url("payments.method_return"),
+            cancel_url=external_url("core.account"))
+    except ProviderError as error:
+        log.warning("method replacement for user %s: %s", user.id, error)
+        raise DomainError(_("The payment service does not answer at the moment. Try again "
+                            "in a few minutes.")) from error
+    audit.record("mandate.setup_started", "user", user.id, actor=user,
+                 provider=provider_name, reference=reference)
+    return url, reference
+
+
+def finish_method_replacement(user: User, provider_name: str, reference: str) -> Mandate | None:
+    """Back from the provider: save the new method (once) if the setup went through."""
+    if provider_name not in online_provider_names():
+        return None
+    try:
+        saved = get_provider(provider_name).fetch_setup(reference)
+    except ProviderUnavailable as error:
+        raise DomainError(_("The payment service does not answer at the moment. Try again "
+                            "in a few minutes.")) from error
+    except ProviderError:
+        return None
+    if saved is None:
+        return None
+    return _save_mandate(user.id, provider_name, saved)
 
 
 # ---------------------------------------------------------------- off-session charges

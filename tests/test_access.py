@@ -173,6 +173,8 @@ ACCESS: dict[str, Access] = {
     "payments.payment_go": Access(LOGGED_IN, args={"payment_id": 999}),
     "payments.payment_retry": Access(LOGGED_IN, method="POST", args={"payment_id": 999}),
     "payments.remove_method": Access(LOGGED_IN, method="POST", args={"mandate_id": 999}),
+    "payments.replace_method": Access(LOGGED_IN, method="POST"),
+    "payments.method_return": Access(LOGGED_IN),
     "payments.refund": Access(BUSINESS_ROLES, method="POST", args={"payment_id": 999}),
     "payment_webhooks.stripe": Access(EVERYONE, method="POST"),
     "payment_webhooks.mollie": Access(EVERYONE, method="POST"),

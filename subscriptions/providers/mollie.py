@@ -213,6 +213,41 @@ class MollieProvider:
         reason = details.get("failureReason") or details.get("bankReasonCode") or created.status
         return ChargeResult(created.id, state, ChargeOutcome.FAILED_NEEDS_CUSTOMER, reason)
 
+    # Mollie makes a mandate only from a paid first payment: a new method is saved with a
+    # verification payment of this amount, paid back at once when the mandate is there.
+    SETUP_CENTS = 2  # Bancontact's minimum
+
+    def start_setup(self, *, email: str, name: str, customer_ref: str | None, key: str,
+                    return_url: str, cancel_url: str) -> tuple[str, str, str]:
+        client = self._client()
+        if not customer_ref:
+            customer_ref = self._call("customer", client.customers.create,
+                                      {"name": name, "email": email},
+                                      idempotency_key=f"{key}-customer").id
+        created = self._call("setup payment", client.payments.create, {
+            "amount": to_mollie(self.SETUP_CENTS),
+            "description": "Kinderopvang Magazine: payment method for renewals",
+            "redirectUrl": return_url, "cancelUrl": cancel_url, "method": METHODS,
+            "sequenceType": "first", "customerId": customer_ref,
+            "metadata": {"setup": True},
+        }, idempotency_key=key)
+        return created.id, created.checkout_url, customer_ref
+
+    def fetch_setup(self, reference: str) -> SavedMethod | None:
+        found = self._call("setup payment", self._client().payments.get, reference)
+        if found.status != "paid" or not found.mandate_id:
+            return None
+        saved = self._saved_method(found.customer_id, self._call("mandate", found.get_mandate))
+        if saved is not None and not found.has_refunds():
+            try:
+                self._call("refund", found.refunds.create,
+                           {"amount": found.amount, "description": "Verification"},
+                           idempotency_key=f"setup-refund-{reference}")
+            except (ProviderRefused, ProviderUnavailable) as error:
+                log.warning("mollie: verification payment %s not refunded: %s", reference,
+                            error)
+        return saved
+
     def revoke_mandate(self, *, customer_ref: str, mandate_ref: str) -> None:
         client = self._client()
         customer = Customer({"id": customer_ref}, client)

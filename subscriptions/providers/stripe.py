@@ -222,6 +222,36 @@ class StripeProvider:
         return ChargeResult(intent.id, PaymentState.FAILED, ChargeOutcome.FAILED_NEEDS_CUSTOMER,
                             intent.status)
 
+    def start_setup(self, *, email: str, name: str, customer_ref: str | None, key: str,
+                    return_url: str, cancel_url: str) -> tuple[str, str, str]:
+        """Save a new method without a payment (Checkout in setup mode): returns the
+        session id, its page and the Customer it is saved on."""
+        client = self._client()
+        if not customer_ref:
+            customer_ref = self._call(
+                "customer", client.v1.customers.create,
+                params={"email": email, "name": name},
+                options={"idempotency_key": f"{key}-customer"}).id
+        session = self._call("setup session", client.v1.checkout.sessions.create, params={
+            "mode": "setup", "currency": "eur", "customer": customer_ref,
+            "payment_method_types": ["card", "sepa_debit"],
+            "success_url": return_url, "cancel_url": cancel_url,
+        }, options={"idempotency_key": key})
+        return session.id, session.url, customer_ref
+
+    def fetch_setup(self, reference: str) -> SavedMethod | None:
+        """The method a setup session saved, once it is complete."""
+        client = self._client()
+        session = self._call("setup session", client.v1.checkout.sessions.retrieve, reference)
+        if session.status != "complete" or not session.setup_intent:
+            return None
+        intent = self._call("setup intent", client.v1.setup_intents.retrieve,
+                            _id(session.setup_intent))
+        if intent.status != "succeeded":
+            return None
+        return self._saved_method(client, _id(session.customer) or _id(intent.customer),
+                                  _id(intent.payment_method))
+
     def revoke_mandate(self, *, customer_ref: str, mandate_ref: str) -> None:
         try:
             self._call("detach", self._client().v1.payment_methods.detach, mandate_ref)
