@@ -324,3 +324,16 @@ def test_reconcile_job_repairs_a_lost_webhook(app, runner, with_mollie, buyer_or
     assert read_payment(app, paid_id).state == PaymentState.PAID
     assert read_payment(app, pending_id).state == PaymentState.PENDING
     assert count(app, sa.select(AuditEvent).where(AuditEvent.action == "payment.paid")) == 1
+
+
+def test_only_providers_with_a_key_appear_at_checkout(app, client, monkeypatch, mollie_fake):
+    from tests.subscriptions.factories import make_plan
+
+    with app.app_context():
+        make_plan(code="jaar")
+    without = client.get("/checkout?plan=jaar").text
+    monkeypatch.setitem(app.config, "MOLLIE_API_KEY", "test_x")
+    with_key = client.get("/checkout?plan=jaar").text
+
+    assert 'value="mollie"' not in without and 'value="stripe"' not in without
+    assert 'value="mollie"' in with_key and 'value="stripe"' not in with_key

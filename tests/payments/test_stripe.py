@@ -219,3 +219,64 @@ def test_coordinator_refunds_a_stripe_payment_in_part(app, login_as, with_stripe
     assert [n.total_cents for n in payment.order.invoice.credit_notes] == [1000]
     intent = with_stripe.client().v1.payment_intents.retrieve(payment.intent_ref)
     assert payment.refunds[0].provider_ref.startswith("re_") and intent.id
+
+
+def signed(body: bytes) -> str:
+    """A Stripe-Signature header for `body`, as Stripe computes it."""
+    import hashlib
+    import hmac
+
+    timestamp = int(time.time())
+    digest = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + body,
+                      hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def test_dispute_is_recorded_once_as_a_chargeback(app, with_stripe, buyer_order, outbox):
+    _, payment_id, email = buyer_order("stripe")
+    pay_on_stripe_page(read_payment(app, payment_id))
+    browser = app.test_client()
+    log_in(browser, email)
+    browser.get(f"/payments/{payment_id}")
+    intent = read_payment(app, payment_id).intent_ref
+    body = json.dumps({
+        "id": "evt_dispute_1", "object": "event", "type": "charge.dispute.created",
+        "data": {"object": {"id": "dp_1", "object": "dispute", "amount": 6500,
+                            "payment_intent": intent, "reason": "fraudulent",
+                            "status": "needs_response"}}}).encode()
+
+    answers = [app.test_client().post("/webhooks/stripe", data=body, headers={
+        "Stripe-Signature": signed(body), "Content-Type": "application/json"}).text
+        for _ in range(2)]
+
+    assert answers == ["chargeback", "duplicate"]
+    payment = read_payment(app, payment_id)
+    assert [(c.provider_ref, c.amount_cents) for c in payment.chargebacks] == [("dp_1", 6500)]
+    assert len([m for m in outbox() if m.template == "payments_chargeback"]) == 1
+
+
+def test_off_session_charge_needing_authentication_goes_to_the_customer(app, with_stripe,
+                                                                        buyer_order):
+    renewal_order_id, _, email = buyer_order("bank_transfer")
+    stripe_client = with_stripe.client()
+    customer = stripe_client.v1.customers.create(params={"email": email})
+    card = stripe_client.v1.payment_methods.create(params={"type": "card", "card": {
+        "number": "4000002500003155", "exp_month": 12, "exp_year": 2034, "cvc": "123"}})
+    stripe_client.v1.payment_methods.attach(card.id, params={"customer": customer.id})
+
+    with app.app_context():
+        order = db.session.get(Order, renewal_order_id)
+        mandate = Mandate(user_id=order.user_id, provider="stripe", customer_ref=customer.id,
+                          mandate_ref=card.id, method="card", label="Visa •••• 3155")
+        db.session.add(mandate)
+        db.session.flush()
+        result = payments.charge_mandate(order, mandate,
+                                         idempotency_key="subscription-1-term-2-attempt-1")
+        db.session.commit()
+        charged = db.session.scalar(sa.select(Payment).where(
+            Payment.idempotency_key == "subscription-1-term-2-attempt-1"))
+        assert charged.state == PaymentState.FAILED
+        assert db.session.get(Order, renewal_order_id).state == OrderState.AWAITING_PAYMENT
+
+    assert result.outcome == ChargeOutcome.FAILED_NEEDS_CUSTOMER
+    assert result.reason == "authentication_required"
