@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -39,7 +40,7 @@ from subscriptions import payment_jobs as _payment_jobs  # noqa: F401  (register
 from subscriptions import payments, services
 from subscriptions.forms import AmountField
 from subscriptions.models import Mandate, Payment
-from subscriptions.providers.base import ProviderUnavailable
+from subscriptions.providers.base import ProviderError, ProviderUnavailable
 from subscriptions.states import OrderState, PaymentState
 
 bp = Blueprint("payments", __name__)
@@ -80,8 +81,10 @@ def payment_return(payment_id: int):
         except ProviderUnavailable:
             db.session.rollback()
             unavailable = True
-        except DomainError:
+        except (DomainError, ProviderError) as error:
+            # A refusal (e.g. a key that changed): show what we know, log the cause.
             db.session.rollback()
+            current_app.logger.warning("payment %s not refreshed: %s", payment_id, error)
     payment = db.session.get(Payment, payment_id)
     return render_template(
         "subscriptions/payment_return.html", payment=payment, order=payment.order,
@@ -243,8 +246,6 @@ def payment_confirm_form() -> ConfirmForm:
 
 @bp.app_template_global()
 def online_payment_providers() -> list:
-    from flask import current_app
-
     from subscriptions.providers import checkout_providers
 
     return [p for p in checkout_providers(current_app) if p.online]

@@ -147,7 +147,8 @@ def retry_online_payment(payment: Payment, *, actor: User) -> str | None:
     if payment.state in OPEN_STATES and payment.provider_ref:
         try:
             sync_payment(payment)
-        except ProviderUnavailable as error:
+        except ProviderError as error:
+            log.warning("payment %s not refreshed before a retry: %s", payment.id, error)
             raise DomainError(_("The payment service does not answer at the moment. Try again "
                                 "in a few minutes; your order is kept.")) from error
         if payment.state == PaymentState.OPEN and payment.checkout_url:

@@ -56,6 +56,12 @@ def stripe():
         db.session.rollback()
         log.warning("stripe webhook %s: %s", event.id, error)
         return _plain("try again later", 503)
+    except ProviderRefused as error:
+        # Stripe does not know what the event names (another account's object?): asking
+        # again would not help, so the event is not retried.
+        db.session.rollback()
+        log.warning("stripe webhook %s refused on re-read: %s", event.id, error)
+        return _plain("ignored", 200)
     return _plain(result, 200)
 
 

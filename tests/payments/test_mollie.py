@@ -337,3 +337,17 @@ def test_only_providers_with_a_key_appear_at_checkout(app, client, monkeypatch, 
 
     assert 'value="mollie"' not in without and 'value="stripe"' not in without
     assert 'value="mollie"' in with_key and 'value="stripe"' not in with_key
+
+
+def test_a_refusing_provider_shows_the_payment_page_not_an_error(app, monkeypatch, with_mollie,
+                                                                  buyer_order):
+    _, payment_id, email = buyer_order("mollie")
+    monkeypatch.setitem(app.config, "MOLLIE_API_KEY", "test_a_key_mollie_does_not_know_xxxx")
+    browser = app.test_client()
+    log_in(browser, email)
+
+    page = browser.get(f"/payments/{payment_id}")
+    retry = browser.post(f"/payments/{payment_id}/retry", follow_redirects=True)
+
+    assert page.status_code == 200 and retry.status_code == 200
+    assert read_payment(app, payment_id).state == PaymentState.OPEN
