@@ -351,3 +351,23 @@ def test_a_refusing_provider_shows_the_payment_page_not_an_error(app, monkeypatc
 
     assert page.status_code == 200 and retry.status_code == 200
     assert read_payment(app, payment_id).state == PaymentState.OPEN
+
+
+def test_refund_refused_by_mollie_is_shown_and_changes_nothing(app, login_as, with_mollie,
+                                                               buyer_order):
+    """Mollie knows of a dashboard refund we have not heard of yet: it refuses the rest."""
+    _, payment_id, _ = buyer_order("mollie")
+    ref = read_payment(app, payment_id).provider_ref
+    with_mollie.set_status(ref, "paid")
+    with_mollie.send_webhook(ref, via=app.test_client())
+    with_mollie.client().payments.get(ref).refunds.create(
+        {"amount": {"currency": "EUR", "value": "60.00"}}, idempotency_key="dashboard-2")
+    coordinator = login_as(Role.COORDINATOR)
+
+    answer = coordinator.post(f"/business/subscriptions/payments/{payment_id}/refund",
+                              data={"amount": "65,00", "reason": "Opzegging"},
+                              follow_redirects=True)
+
+    assert answer.status_code == 200 and "5.00" in answer.text  # Mollie's own explanation
+    payment = read_payment(app, payment_id)
+    assert payment.refunds == [] and payment.order.invoice.credit_notes == []
