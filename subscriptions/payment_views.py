@@ -9,6 +9,7 @@ the payment stays visible with a message and a button to try again.
 
 from __future__ import annotations
 
+import secrets
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import (
@@ -27,8 +28,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import InputRequired, Length, NumberRange
+from wtforms import HiddenField, StringField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
 from magazine.auth.forms import strip
 from magazine.db import db
@@ -51,6 +52,8 @@ class RefundForm(FlaskForm):
                           validators=[InputRequired(), NumberRange(min=Decimal("0.01"))])
     reason = StringField(_l("Reason (printed on the credit note)"), filters=[strip],
                          validators=[InputRequired(), Length(max=200)])
+    # Made when the form is shown: the same form sent twice is one refund (idempotency key).
+    request_key = HiddenField(validators=[Optional(), Regexp(r"^[0-9a-f]{16,64}$")])
 
 
 def _user():
@@ -220,7 +223,8 @@ def refund(payment_id: int):
         return back
     try:
         made = payments.refund_payment(payment, _cents(form.amount.data),
-                                       reason=form.reason.data, actor=_user())
+                                       reason=form.reason.data, actor=_user(),
+                                       request_key=form.request_key.data or "")
     except (DomainError, PermissionDenied) as error:
         db.session.rollback()
         flash(_("Refund not made: %(reason)s", reason=error.message), "error")
@@ -236,7 +240,9 @@ def refund(payment_id: int):
 
 @bp.app_template_global()
 def payment_refund_form() -> RefundForm:
-    return RefundForm(formdata=None)
+    form = RefundForm(formdata=None)
+    form.request_key.data = secrets.token_hex(16)
+    return form
 
 
 @bp.app_template_global()

@@ -316,10 +316,12 @@ def record_chargeback(payment_id: int, money: ProviderMoney) -> Chargeback | Non
 
 
 def refund_payment(payment: Payment, amount_cents: int, *, reason: str,
-                   actor: User) -> Refund:
+                   actor: User, request_key: str = "") -> Refund:
     """The coordinator pays back (part of) a paid payment through its provider, and a credit
-    note is issued. The provider call carries a key derived from the payment, the number of
-    its refunds and the amount: a click repeated after a timeout is the same refund."""
+    note is issued. The provider call carries a key derived from the payment and the form
+    that asked for it (`request_key`, made when the form was shown; without one: the number
+    of refunds and the amount), so a form sent twice, or again after a timeout, is the same
+    refund at the provider, recorded once by its id."""
     services._require_coordinator(actor)
     payment = _locked(payment.id)[1]
     if payment.state != PaymentState.PAID:
@@ -332,7 +334,8 @@ def refund_payment(payment: Payment, amount_cents: int, *, reason: str,
     if not reason.strip():
         raise DomainError(_("Say why (it is printed on the credit note)."), field="reason")
     provider = get_provider(payment.provider)
-    key = f"refund-payment-{payment.id}-{len(payment.refunds) + 1}-{amount_cents}"
+    key = (f"refund-payment-{payment.id}-{request_key}" if request_key
+           else f"refund-payment-{payment.id}-{len(payment.refunds) + 1}-{amount_cents}")
     try:
         if provider.online:
             result = provider.refund(payment, amount_cents, reason=reason, idempotency_key=key)

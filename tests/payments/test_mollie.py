@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from magazine.db import db
@@ -371,3 +373,20 @@ def test_refund_refused_by_mollie_is_shown_and_changes_nothing(app, login_as, wi
     assert answer.status_code == 200 and "5.00" in answer.text  # Mollie's own explanation
     payment = read_payment(app, payment_id)
     assert payment.refunds == [] and payment.order.invoice.credit_notes == []
+
+
+def test_refund_form_sent_twice_refunds_once(app, login_as, with_mollie, buyer_order):
+    order_id, payment_id, _ = buyer_order("mollie")
+    ref = read_payment(app, payment_id).provider_ref
+    with_mollie.set_status(ref, "paid")
+    with_mollie.send_webhook(ref, via=app.test_client())
+    coordinator = login_as(Role.COORDINATOR)
+    page = coordinator.get(f"/business/subscriptions/orders/{order_id}").text
+    key = re.search(r'name="request_key" type="hidden" value="([0-9a-f]+)"', page).group(1)
+    form = {"amount": "10,00", "reason": "Dubbel verzonden", "request_key": key}
+
+    for _ in range(2):
+        coordinator.post(f"/business/subscriptions/payments/{payment_id}/refund", data=form)
+
+    assert len(with_mollie.refunds) == 1
+    assert [r.amount_cents for r in read_payment(app, payment_id).refunds] == [1000]
