@@ -30,6 +30,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.widgets import TextInput
 
 from magazine.auth.forms import strip
 from magazine.db import db
@@ -48,8 +49,10 @@ bp = Blueprint("payments", __name__)
 
 
 class RefundForm(FlaskForm):
-    amount = AmountField(_l("Amount to refund (€)"), places=2,
-                          validators=[InputRequired(), NumberRange(min=Decimal("0.01"))])
+    # A text field: a number field refuses the Flemish comma (15,00) in the browser.
+    amount = AmountField(_l("Amount to refund (€)"), places=2, widget=TextInput(),
+                         render_kw={"inputmode": "decimal", "autocomplete": "off"},
+                         validators=[InputRequired(), NumberRange(min=Decimal("0.01"))])
     reason = StringField(_l("Reason (printed on the credit note)"), filters=[strip],
                          validators=[InputRequired(), Length(max=200)])
     # Made when the form is shown: the same form sent twice is one refund (idempotency key).

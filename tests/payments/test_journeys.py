@@ -86,3 +86,33 @@ def test_stripe_journey_card_with_automatic_renewal(app, page, with_stripe):  # 
     page.get_by_role("button", name="Continue").click()
 
     back_home_and_active(page, "stripe", "•••• 4242")
+
+
+def test_coordinator_refunds_part_of_a_mollie_payment_in_the_back_office(
+        app, page, with_mollie, buyer_order):  # noqa: F811
+    order_id, payment_id, _ = buyer_order("mollie")
+    with app.app_context():
+        from subscriptions.models import Payment
+
+        ref = db.session.get(Payment, payment_id).provider_ref
+        make_user(roles={Role.COORDINATOR}, email="coordinator@example.be")
+        db.session.remove()
+    with_mollie.set_status(ref, "paid", method="bancontact")
+    with_mollie.send_webhook(ref, via=app.test_client())
+    page.goto("/login")
+    page.locator("#email").fill("coordinator@example.be")
+    page.locator("#password").fill(DEFAULT_PASSWORD)
+    with page.expect_navigation():
+        page.locator("#password").press("Enter")
+
+    page.goto(f"/business/subscriptions/orders/{order_id}")
+    page.locator("#amount").fill("15,00")
+    page.locator("#reason").fill("Nummer beschadigd aangekomen")
+    shot(page, "office-refund-form")
+    page.locator("#reason").press("Enter")
+    page.wait_for_load_state()
+
+    text = page.locator("main").inner_text()
+    assert "CN" in text and "15,00" in text, text
+    assert next(iter(with_mollie.refunds.values())).amount == 1500
+    shot(page, "office-refunded")
