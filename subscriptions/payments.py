@@ -165,6 +165,19 @@ def retry_online_payment(payment: Payment, *, actor: User) -> str | None:
     return attempt.checkout_url
 
 
+def cancel_at_provider(payment: Payment) -> None:
+    """Close an open online payment at its provider (the order was cancelled or expired).
+    Best effort: a payment the provider will not cancel (Mollie keeps some open payments
+    until they expire) is flagged when it is paid after all (`paid_after_close`)."""
+    provider = get_provider(payment.provider)
+    if not provider.online:
+        return
+    try:
+        provider.cancel_payment(payment)
+    except ProviderError as error:
+        log.info("payment %s not cancelled at %s: %s", payment.id, payment.provider, error)
+
+
 def latest_payment(order: Order) -> Payment | None:
     return order.payments[-1] if order.payments else None
 

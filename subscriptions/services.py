@@ -979,6 +979,10 @@ def close_unpaid_order(order: Order, *, to: OrderState, actor: User | None,
     order.closed_at = now_utc()
     for payment in order.payments:
         if payment.state in (PaymentState.OPEN, PaymentState.PENDING):
+            if payment.state == PaymentState.OPEN and payment.provider_ref:
+                from subscriptions.payments import cancel_at_provider
+
+                cancel_at_provider(payment)  # so the buyer cannot pay it afterwards
             move_payment(payment, PaymentState.EXPIRED if to == OrderState.EXPIRED
                          else PaymentState.CANCELLED, actor=actor)
     for subscription in order.subscriptions:

@@ -125,6 +125,12 @@ class MollieProvider:
         return PaymentStart(provider_ref=created.id, redirect_url=created.checkout_url,
                             state=STATES.get(created.status, PaymentState.OPEN))
 
+    def cancel_payment(self, payment) -> None:
+        """Cancel the payment at Mollie (refused for methods Mollie keeps open until they
+        expire)."""
+        self._call("cancel payment", self._client().payments.delete, payment.provider_ref,
+                   idempotency_key=f"cancel-{payment.provider_ref}")
+
     def fetch_status(self, payment) -> PaymentState:
         return self.fetch_payment(payment).state
 

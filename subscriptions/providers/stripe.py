@@ -110,6 +110,12 @@ class StripeProvider:
                              params=params, options={"idempotency_key": payment.idempotency_key})
         return PaymentStart(provider_ref=session.id, redirect_url=session.url)
 
+    def cancel_payment(self, payment) -> None:
+        """Expire an open Checkout Session: its page stops taking payments."""
+        if (payment.provider_ref or "").startswith("cs_"):
+            self._call("expire session", self._client().v1.checkout.sessions.expire,
+                       payment.provider_ref)
+
     def fetch_status(self, payment) -> PaymentState:
         return self.fetch_payment(payment).state
 

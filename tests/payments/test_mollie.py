@@ -390,3 +390,19 @@ def test_refund_form_sent_twice_refunds_once(app, login_as, with_mollie, buyer_o
 
     assert len(with_mollie.refunds) == 1
     assert [r.amount_cents for r in read_payment(app, payment_id).refunds] == [1000]
+
+
+def test_expired_order_cancels_the_open_mollie_payment(app, runner, with_mollie, buyer_order):
+    from datetime import timedelta
+
+    from magazine.clock import shifted
+
+    _, payment_id, _ = buyer_order("mollie")
+    ref = read_payment(app, payment_id).provider_ref
+
+    with shifted(timedelta(days=40)):
+        result = runner.invoke(args=["jobs", "run", "expire-orders"])
+
+    assert result.exit_code == 0, result.output
+    assert read_payment(app, payment_id).state == PaymentState.EXPIRED
+    assert with_mollie.payment(ref)["status"] == "canceled"

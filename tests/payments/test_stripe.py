@@ -280,3 +280,14 @@ def test_off_session_charge_needing_authentication_goes_to_the_customer(app, wit
 
     assert result.outcome == ChargeOutcome.FAILED_NEEDS_CUSTOMER
     assert result.reason == "authentication_required"
+
+
+def test_cancelled_order_closes_the_stripe_checkout(app, login_as, with_stripe, buyer_order):
+    order_id, payment_id, _ = buyer_order("stripe")
+    session_id = read_payment(app, payment_id).provider_ref
+    coordinator = login_as(Role.COORDINATOR)
+
+    coordinator.post(f"/business/subscriptions/orders/{order_id}/cancel")
+
+    assert read_payment(app, payment_id).state == PaymentState.CANCELLED
+    assert with_stripe.client().v1.checkout.sessions.retrieve(session_id).status == "expired"
