@@ -406,3 +406,14 @@ def test_expired_order_cancels_the_open_mollie_payment(app, runner, with_mollie,
     assert result.exit_code == 0, result.output
     assert read_payment(app, payment_id).state == PaymentState.EXPIRED
     assert with_mollie.payment(ref)["status"] == "canceled"
+
+
+def test_unpaid_order_page_links_to_the_online_payment(app, with_mollie, buyer_order):
+    order_id, payment_id, email = buyer_order("mollie")
+    browser = app.test_client()
+    log_in(browser, email)
+
+    page = browser.get(f"/account/orders/{order_id}")
+
+    assert page.status_code == 200
+    assert f'href="/payments/{payment_id}"' in page.text
