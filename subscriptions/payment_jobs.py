@@ -1,5 +1,7 @@
 """The `reconcile-payments` job: re-read the online payments still open or pending at their
-provider and apply what it says, so a lost webhook is repaired within hours."""
+provider and apply what it says, so a lost webhook is repaired within the hour; and, once a
+day, the paid ones of the last 90 days, for refunds and chargebacks made in the provider's
+dashboard whose webhook was lost."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.jobs import Progress, brussels_cron, register_job
 from subscriptions import payments
@@ -35,15 +38,24 @@ def reconcile_payments(progress: Progress) -> ReconcileResult:
     """One payment per transaction. Applying is idempotent and takes the row lock, so two
     runs at once, or a run racing a webhook, change each payment once."""
     result = ReconcileResult()
-    ids = payments.payments_to_reconcile()
+    open_ids = payments.payments_to_reconcile()
+    paid_ids = payments.paid_to_recheck()
     db.session.rollback()
-    progress.start(len(ids))
-    for payment_id in ids:
+    today = now_utc().astimezone(BRUSSELS).date().isoformat()
+    recheck = set(paid_ids)
+    progress.start(len(open_ids) + len(paid_ids))
+    for payment_id in [*open_ids, *paid_ids]:
         progress.advance(1)
         payment = db.session.get(Payment, payment_id)
         if payment is None or not get_available(payment.provider):
             continue
-        before = (payment.state, len(payment.refunds))
+        if payment_id in recheck and not payments.record_event(
+                payment.provider, f"recheck:{payment_id}:{today}", "recheck", payment_id):
+            # Paid payments are re-read once a day (the claim above, in this transaction:
+            # a second run, or a run at the same time, skips it).
+            db.session.rollback()
+            continue
+        before = (payment.state, len(payment.refunds), len(payment.chargebacks))
         result.checked += 1
         try:
             payments.sync_payment(payment)
@@ -59,9 +71,10 @@ def reconcile_payments(progress: Progress) -> ReconcileResult:
             log.exception("reconcile-payments: payment %s failed", payment_id)
             continue
         payment = db.session.get(Payment, payment_id)
-        if (payment.state, len(payment.refunds)) != before:
+        if (payment.state, len(payment.refunds), len(payment.chargebacks)) != before:
             result.changed += 1
     return result
+
 
 
 def get_available(provider_name: str) -> bool:

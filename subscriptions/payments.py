@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -528,6 +529,21 @@ def charge_mandate(order: Order, mandate: Mandate, *, idempotency_key: str) -> C
 
 
 # ---------------------------------------------------------------- reconcile
+
+RECHECK_PAID_DAYS = 90
+
+
+def paid_to_recheck(limit: int = 5000) -> list[int]:
+    """Paid online payments of the last RECHECK_PAID_DAYS days: a refund or chargeback made
+    in the provider's dashboard may have been reported by a webhook that never arrived."""
+    since = now_utc() - timedelta(days=RECHECK_PAID_DAYS)
+    return list(db.session.scalars(
+        sa.select(Payment.id).where(Payment.provider.in_(online_provider_names()),
+                                    Payment.state == PaymentState.PAID,
+                                    Payment.paid_at >= since,
+                                    Payment.provider_ref.is_not(None))
+        .order_by(Payment.id).limit(limit)))
+
 
 def payments_to_reconcile(limit: int = 5000) -> list[int]:
     """Online payments the provider may have moved without us hearing of it."""
