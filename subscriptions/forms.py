@@ -27,7 +27,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, ListWidget, TextInput
 
 from magazine.auth.forms import strip
 from subscriptions.models import EU_COUNTRIES, PlanKind, PromoKind
@@ -42,7 +42,16 @@ def country_choices() -> list[SelectChoice]:
 
 
 class AmountField(DecimalField):
-    """A decimal that also takes a comma (Flemish: 65,00) and a leading euro sign."""
+    """A decimal that also takes a comma (Flemish: 65,00) and a leading euro sign.
+
+    A text input, not `type=number`: browsers refuse "65,00" in a number input."""
+
+    widget = TextInput()
+
+    def __init__(self, *args, **kwargs):
+        render_kw = kwargs.setdefault("render_kw", {})
+        render_kw.setdefault("inputmode", "decimal")
+        super().__init__(*args, **kwargs)
 
     def process_formdata(self, valuelist):
         if valuelist:
