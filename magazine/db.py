@@ -102,10 +102,34 @@ def write_transaction() -> Iterator[None]:
         # What was read before belongs to no unit of work: end it so ours starts clean.
         session.commit()
     if dialect_name() == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        _begin_immediate(session)
     try:
         yield
         session.commit()
     except BaseException:
         session.rollback()
         raise
+
+
+# How long a SQLite writer waits for its turn in all. SQLite's busy handler is not fair: a
+# process can miss the lock many times in a row while others keep taking it, and give up
+# after one busy timeout; we try again instead, up to this long.
+SQLITE_WRITE_WAIT_SECONDS = 600
+
+
+def _begin_immediate(session) -> None:
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_WRITE_WAIT_SECONDS
+    while True:
+        try:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except sa.exc.OperationalError as error:
+            locked = isinstance(error.orig, sqlite3.OperationalError) and (
+                "locked" in str(error.orig) or "busy" in str(error.orig))
+            session.rollback()
+            if not locked or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

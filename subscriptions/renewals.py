@@ -402,32 +402,63 @@ def _pay_link_mail(subscription: Subscription, order: Order, template: str, key:
                **extra)
 
 
+def _prepare_charge(charge_id: int, result: RenewalsResult) -> tuple[int, int] | None:
+    """Everything before the provider call, committed on its own: the renewal order and the
+    payment row carrying the idempotency key. After a crash the retry finds the same
+    payment and sends the provider the very same request (same key, same body), which the
+    provider answers with the first charge instead of refusing the key or charging again.
+    Returns (order id, mandate id), or None when there is nothing to charge."""
+    charge = db.session.get(RenewalCharge, charge_id)
+    subscription = charge.subscription
+    if (subscription.term >= charge.term or subscription.state not in RENEWING_STATES
+            or not _renews(subscription)):
+        _finish(charge, ChargeStatus.SKIPPED, "no longer due")
+        result.skipped += 1
+        return None
+    mandate = _mandate(subscription)
+    renewal = renewal_order_for(
+        subscription, provider_name=mandate.provider if mandate else "bank_transfer")
+    order = renewal.order
+    charge.order_id = order.id
+    if order.state == OrderState.PAID:
+        _finish(charge, ChargeStatus.PAID, "paid otherwise")
+        result.applied += apply_renewal(renewal)
+        return None
+    if mandate is None or order.state != OrderState.AWAITING_PAYMENT:
+        _finish(charge, ChargeStatus.NEEDS_CUSTOMER, "no valid mandate")
+        _pay_link_mail(subscription, order, "renewals_needs_customer",
+                       f"renewal-needs-customer:{subscription.id}:{charge.term}")
+        result.needs_customer += 1
+        return None
+    payment = db.session.scalar(sa.select(Payment).where(
+        Payment.idempotency_key == charge.idempotency_key))
+    if payment is None:
+        # As subscriptions.payments.charge_mandate would make it, but committed first.
+        payment = Payment(order_id=order.id, provider=mandate.provider,
+                          amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
+                          method=mandate.method, idempotency_key=charge.idempotency_key)
+        db.session.add(payment)
+        db.session.flush()
+    charge.payment_id = payment.id
+    return order.id, mandate.id
+
+
 def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
-    """Charge one claimed attempt, in its own transaction, and record what came of it."""
+    """Charge one claimed attempt and record what came of it: the preparation in one
+    transaction, the provider call and its outcome in the next."""
+    with write_transaction():
+        prepared = _prepare_charge(charge_id, result)
+    if prepared is None:
+        return
+    order_id, mandate_id = prepared
     retry_days = current_app.config["RENEWAL_RETRY_DAYS"]
     with write_transaction():
         charge = db.session.get(RenewalCharge, charge_id)
         subscription = charge.subscription
-        if (subscription.term >= charge.term or subscription.state not in RENEWING_STATES
-                or not _renews(subscription)):
-            _finish(charge, ChargeStatus.SKIPPED, "no longer due")
-            result.skipped += 1
-            return
-        mandate = _mandate(subscription)
-        provider_name = mandate.provider if mandate else "bank_transfer"
-        renewal = renewal_order_for(subscription, provider_name=provider_name)
-        order = renewal.order
-        charge.order_id = order.id
-        if order.state == OrderState.PAID:
-            _finish(charge, ChargeStatus.PAID, "paid otherwise")
-            result.applied += apply_renewal(renewal)
-            return
-        if mandate is None or order.state != OrderState.AWAITING_PAYMENT:
-            _finish(charge, ChargeStatus.NEEDS_CUSTOMER, "no valid mandate")
-            _pay_link_mail(subscription, order, "renewals_needs_customer",
-                           f"renewal-needs-customer:{subscription.id}:{charge.term}")
-            result.needs_customer += 1
-            return
+        order = db.session.get(Order, order_id)
+        mandate = db.session.get(Mandate, mandate_id)
+        renewal = db.session.scalar(sa.select(RenewalOrder).where(
+            RenewalOrder.order_id == order_id))
         from subscriptions import payments
 
         try:
@@ -436,9 +467,6 @@ def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
         except ProviderError as error:
             outcome = ChargeResult(None, PaymentState.FAILED,
                                    ChargeOutcome.FAILED_NEEDS_CUSTOMER, str(error))
-        payment = db.session.scalar(sa.select(Payment).where(
-            Payment.idempotency_key == charge.idempotency_key))
-        charge.payment_id = payment.id if payment else None
         if outcome.outcome == ChargeOutcome.PAID:
             _finish(charge, ChargeStatus.PAID)
             apply_renewal(renewal)
