@@ -61,8 +61,10 @@ def bar_chart(title: str, description: str, labels: Sequence[str],
     slot = plot_w / count
     bar_w = max(slot * 0.7, 1)
     chart_id = next(_ids)
+    legend_rows = (len(series) + (1 if line else 0) + 3) // 4
+    height = HEIGHT - BOTTOM + 30 + 22 * legend_rows
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT + 24 * ((len(series) + 3) // 4)}" '
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" '
         f'role="img" aria-labelledby="chart-{chart_id}-title chart-{chart_id}-desc" '
         f'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="chart-{chart_id}-title">{escape(title)}</title>',
@@ -77,7 +79,7 @@ def bar_chart(title: str, description: str, labels: Sequence[str],
         value += step
     parts.append(f'<line class="zero" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(0):.1f}" '
                  f'y2="{y(0):.1f}"/>')
-    every = max(1, -(-count // 12))
+    every = max(1, math.ceil(count / 8))  # about eight labels: "2026-01" needs room
     for i, label in enumerate(labels):
         x = LEFT + i * slot + (slot - bar_w) / 2
         up = down = 0.0

@@ -22,6 +22,7 @@ class Money:
 @dataclass(frozen=True)
 class Share:
     value: float | None
+    digits: int = 1
 
 
 @dataclass
@@ -146,10 +147,10 @@ def unpaid_tables(unpaid: figures.Unpaid) -> list[Table]:
         ageing.rows.append([bucket, count, Money(cents)])
     ageing.footer = [_("total"), unpaid.count, Money(unpaid.cents)]
     listing = Table("unpaid", _("Unpaid invoices, oldest first"),
-                    [_("invoice"), _("buyer"), _("e-mail"), _("invoice date"),
+                    [_("invoice"), _("buyer"), _("invoice date"),
                      _("days since the invoice"), _("outstanding")])
     for invoice in unpaid.invoices:
-        listing.rows.append([invoice.number, invoice.buyer_name, invoice.buyer_email,
+        listing.rows.append([invoice.number, invoice.buyer_name,
                              invoice.issue_date, invoice.bucket,
                              Money(invoice.outstanding_cents)])
     return [ageing, listing]
@@ -173,19 +174,34 @@ def cohort_table(cohorts: list[figures.Cohort], period: Period) -> Table:
     for cohort in cohorts:
         shares = cohort.shares()
         table.rows.append([month_label(cohort.month), cohort.size,
-                           *[Share(s) for s in shares],
+                           *[Share(s, digits=0) for s in shares],
                            *[None] * (span - len(shares))])
     return table
 
 
 def print_run_table(run: figures.PrintRun) -> Table:
     table = Table("print-run", _("Print run of the next issue"),
-                  [_("copies"), _("number")])
+                  [_("for"), _("copies")])
     table.rows = [[_("subscribers"), run.paid_copies],
                   [_("complimentary"), run.complimentary_copies],
                   [_("stock"), run.stock_copies]]
     table.footer = [_("total"), run.total]
     return table
+
+
+def is_number(value) -> bool:
+    """Numbers are right-aligned on the page."""
+    return isinstance(value, Money | Share | int) and not isinstance(value, bool)
+
+
+def share_text(share: Share) -> str:
+    """A share as a percentage in the reader's language (1,4% in Dutch)."""
+    from flask_babel import format_decimal
+
+    if share.value is None:
+        return "–"
+    pattern = "0" if share.digits == 0 else "0." + "0" * share.digits
+    return format_decimal(share.value * 100, format=pattern) + "%"
 
 
 def csv_value(value) -> str:
@@ -196,7 +212,8 @@ def csv_value(value) -> str:
         sign = "-" if value.cents < 0 else ""
         return f"{sign}{abs(value.cents) // 100},{abs(value.cents) % 100:02d}"
     if isinstance(value, Share):
-        return "" if value.value is None else f"{value.value * 100:.1f}".replace(".", ",")
+        return "" if value.value is None else (
+            f"{value.value * 100:.{value.digits}f}".replace(".", ","))
     if isinstance(value, date):
         return value.isoformat()
     return str(value)

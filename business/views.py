@@ -80,6 +80,7 @@ def index():
         "business/index.html", desk=desk, form=form, period=period,
         tables=exports.desk_tables(desk), charts=_charts(desk), heat_class=heat_class,
         tables_defs=tables.DEFINITIONS, reminder_form=ReminderForm(),
+        is_number=tables.is_number, share_text=tables.share_text,
         unpaid_ids={invoice.number: invoice.id for invoice in desk.unpaid.invoices},
     )
 

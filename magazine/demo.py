@@ -57,4 +57,8 @@ def load_demo() -> DemoResult:
     from subscriptions.demo import load_subscriptions_demo
 
     load_subscriptions_demo()
+    # After the subscriptions demo: the year before it, and the monthly business figures.
+    from business.demo import load_business_demo
+
+    load_business_demo()
     return result

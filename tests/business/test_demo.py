@@ -1,0 +1,32 @@
+"""The demo's two years of business history: every chart has a shape."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from business import figures
+from business.models import SubscriptionMonth
+from business.months import Period, month_no
+from magazine.db import db
+from magazine.demo import load_demo
+from subscriptions.models import Refund
+from subscriptions.services import today_brussels
+
+
+def test_demo_has_two_years_of_figures_and_loads_once(app_context):
+    load_demo()
+    rows = db.session.scalar(sa.select(sa.func.count()).select_from(SubscriptionMonth))
+    load_demo()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SubscriptionMonth)) == rows
+    current = month_no(today_brussels())
+    period = Period(current - 23, current)
+    moves = figures.movements(period)
+    assert all(m.active_end > 0 for m in moves.months)
+    assert moves.new > 100 and moves.churned > 20 and moves.reactivated > 5
+    assert sum(m.mrr_expansion for m in moves.months) > 0
+    assert sum(m.mrr_contraction for m in moves.months) > 0
+    revenue = figures.revenue(period)
+    assert all(month.received > 0 for month in revenue.months)
+    assert revenue.total.refunded > 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) > 0
+    assert len(figures.cohorts(period)) >= 20
