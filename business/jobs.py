@@ -30,8 +30,9 @@ class RollupResult:
 
 
 def roll_up_month(number: int) -> int:
-    """Replace month `number`'s rows by the running subscriptions as they are now, in two
-    set-based statements (no rows pass through Python). The caller commits."""
+    """Replace month `number`'s rows by the running subscriptions as they are now, in
+    set-based statements (no rows pass through Python); returns how many. The caller
+    commits."""
     term = figures.term_prices()
     mrr = figures.mrr_expression(term, figures.issues_per_year())
     db.session.execute(sa.delete(SubscriptionMonth).where(SubscriptionMonth.month_no == number))
@@ -45,11 +46,13 @@ def roll_up_month(number: int) -> int:
         .outerjoin(term.renewal, term.renewal_on).outerjoin(term.by_order, term.order_on)
         .where(figures.running_condition())
     )
-    result = db.session.execute(
+    db.session.execute(
         sa.insert(SubscriptionMonth).from_select(
             ["month_no", "subscription_id", "subscriber_key", "plan_id", "state",
              "complimentary", "mrr_cents", "recorded_at"], source))
-    return result.rowcount or 0
+    # Counted, not read from rowcount: PostgreSQL (psycopg) reported -1 for this INSERT … SELECT.
+    return db.session.scalar(sa.select(sa.func.count()).select_from(SubscriptionMonth)
+                             .where(SubscriptionMonth.month_no == number)) or 0
 
 
 @register_job("business-rollup", CronTrigger(hour="*", minute=47, timezone=BRUSSELS),
