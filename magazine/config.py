@@ -162,9 +162,6 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         ),
         "GRACE_ISSUES": _int("GRACE_ISSUES", environ.get("GRACE_ISSUES"), 1),
         "GRACE_DAYS": _int("GRACE_DAYS", environ.get("GRACE_DAYS"), 30),
-        "DISPATCH_STOCK_COPIES": _int(
-            "DISPATCH_STOCK_COPIES", environ.get("DISPATCH_STOCK_COPIES"), 25
-        ),
         "DIGITAL_LINK_DAYS": _int("DIGITAL_LINK_DAYS", environ.get("DIGITAL_LINK_DAYS"), 60),
         "PROXY_HOPS": _int("PROXY_HOPS", environ.get("PROXY_HOPS"), 0),
         # Cookies: Secure only when we are served over https (BASE_URL says so).
@@ -197,7 +194,7 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "ISSUES_PER_YEAR": _int("ISSUES_PER_YEAR", environ.get("ISSUES_PER_YEAR"), 5),
         # Copies printed on top of the subscribers' for the stock (back issues, samples).
         "PRINT_STOCK_COPIES": _int(
-            "PRINT_STOCK_COPIES", environ.get("PRINT_STOCK_COPIES"), 100
+            "PRINT_STOCK_COPIES", environ.get("PRINT_STOCK_COPIES"), 25
         ),
         # Editorial: deadlines worked back from the print date (days before it), the
         # flatplan's page estimate, public pitches and the deadline reminders.

@@ -126,7 +126,7 @@ def lock_mailing_list(issue: Issue, *, actor: User | None = None) -> LockResult:
         inserted = db.session.execute(
             insert_ignoring_duplicates(Dispatch)
             .values(issue_id=issue.id, locked_at=now, locked_by_id=actor.id if actor else None,
-                    subscriptions=0, copies=0, stock_copies=config["DISPATCH_STOCK_COPIES"])
+                    subscriptions=0, copies=0, stock_copies=config["PRINT_STOCK_COPIES"])
             .on_conflict_do_nothing(index_elements=["issue_id"])
             .returning(Dispatch.id)
         ).first()
@@ -199,7 +199,7 @@ def lock_mailing_list(issue: Issue, *, actor: User | None = None) -> LockResult:
         )
         audit.record("dispatch.locked", "issue", issue.id, actor=actor,
                      subscriptions=counted, copies=copies,
-                     stock_copies=config["DISPATCH_STOCK_COPIES"])
+                     stock_copies=config["PRINT_STOCK_COPIES"])
     return LockResult(locked=True, subscriptions=counted, copies=copies)
 
 
