@@ -96,45 +96,31 @@ def subscriber(user_id: int):
 @bp.route("/subscribers/<int:user_id>/complimentary", methods=["GET", "POST"])
 def complimentary(user_id: int):
     person = db.get_or_404(User, user_id)
-    locale = current_locale()
     form = ComplimentaryForm()
-    form.plan.choices = [SelectChoice(p.id, p.name(locale))
-                          for p in services.all_plans() if not p.is_gift]
     if request.method == "GET":
         form.address.form.name.data = person.name
-    if form.validate_on_submit():
-        plan = db.session.get(Plan, form.plan.data)
-        try:
-            services.give_complimentary(
-                person, plan, copies=form.copies.data, issues=form.issues.data,
-                address=_address_input(form.address.form) if plan.includes_print else None,
-                reason=form.reason.data, actor=_actor())
-        except DomainError as error:
-            db.session.rollback()
-            show_error(form, error)
-        else:
-            db.session.commit()
-            flash(_("%(name)s has a complimentary subscription.", name=person.name), "success")
-            return redirect(url_for(".subscriber", user_id=person.id))
-    return render_template("subscriptions/office/complimentary.html", form=form,
-                           person=person), 400 if form.errors else 200
+    return _give_complimentary(form, person)
 
 
 @bp.route("/complimentary", methods=["GET", "POST"])
 def complimentary_new():
     """A complimentary subscription for a partner, a board member or the legal deposit who
     has no account yet: the account is made and they are invited to choose a password."""
+    return _give_complimentary(ComplimentaryNewForm(), None)
+
+
+def _give_complimentary(form, person: User | None):
+    """The complimentary form for someone known (`person`) or someone new (invited first)."""
     locale = current_locale()
-    form = ComplimentaryNewForm()
     form.plan.choices = [SelectChoice(p.id, p.name(locale))
                          for p in services.all_plans() if not p.is_gift]
     if form.validate_on_submit():
         plan = db.session.get(Plan, form.plan.data)
         try:
-            person = services.invite_subscriber(form.email.data, form.name.data,
-                                                actor=_actor())
+            recipient = person or services.invite_subscriber(
+                form.email.data, form.name.data, actor=_actor())
             services.give_complimentary(
-                person, plan, copies=form.copies.data, issues=form.issues.data,
+                recipient, plan, copies=form.copies.data, issues=form.issues.data,
                 address=_address_input(form.address.form) if plan.includes_print else None,
                 reason=form.reason.data, actor=_actor())
         except DomainError as error:
@@ -142,10 +128,11 @@ def complimentary_new():
             show_error(form, error)
         else:
             db.session.commit()
-            flash(_("%(name)s has a complimentary subscription.", name=person.name), "success")
-            return redirect(url_for(".subscriber", user_id=person.id))
+            flash(_("%(name)s has a complimentary subscription.", name=recipient.name),
+                  "success")
+            return redirect(url_for(".subscriber", user_id=recipient.id))
     return render_template("subscriptions/office/complimentary.html", form=form,
-                           person=None), 400 if form.errors else 200
+                           person=person), 400 if form.errors else 200
 
 
 @bp.route("/subscriptions/<int:subscription_id>/extend", methods=["POST"])
