@@ -40,6 +40,7 @@ chromium:
 # pytest on SQLite; with TEST_DATABASE_URL set, on that PostgreSQL instead.
 test: install chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/bandit -q -c pyproject.toml -r magazine editorial subscriptions business wsgi.py
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -209,6 +209,6 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         ),
         "REMINDER_DAYS_AFTER": _int("REMINDER_DAYS_AFTER", environ.get("REMINDER_DAYS_AFTER"), 2),
         "TOKEN_MAX_AGE_VERIFY": 3 * 24 * 3600,
-        "TOKEN_MAX_AGE_RESET": 3600,
+        "TOKEN_MAX_AGE_RESET": 60 * 60,
         "TOKEN_MAX_AGE_INVITE": 14 * 24 * 3600,
     }

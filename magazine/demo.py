@@ -12,7 +12,7 @@ from magazine.auth.services import create_user, find_user_by_email
 from magazine.db import db
 from magazine.roles import Role
 
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD = "demo-password"  # nosec B105 # the documented demo logins (DESIGN.md contract)
 
 # Flemish names for the demo people; the role is what the login says.
 DEMO_PEOPLE = {

@@ -112,7 +112,7 @@ def load_subscriptions_demo() -> list[str]:
     """Load the subscriptions demo; returns what it created (empty when it was there)."""
     if db.session.scalar(sa.select(sa.func.count()).select_from(Plan)):
         return []
-    rng = random.Random(2026)
+    rng = random.Random(2026)  # nosec B311 # reproducible demo data, not a secret
     today = services.today_brussels()
     plans = _plans()
     _promo_codes(plans, today)
@@ -379,7 +379,7 @@ def _demo_subscriber(user: User, plans: dict[str, Plan], issues: list[Issue],
                      today: date) -> list[_OrderRow]:
     """subscriber@demo.example: an active subscription with its invoice, a gift bought for
     a colleague, and an earlier term's invoice."""
-    rng = random.Random(7)
+    rng = random.Random(7)  # nosec B311 # reproducible demo data, not a secret
     used: set[str] = set()
     now = now_utc()
     rows = []
