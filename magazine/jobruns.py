@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # A run or a claimed row not heard from for this long belongs to a process that is gone
 # (on another host, where we cannot ask the operating system).
 STALE_AFTER = timedelta(minutes=30)
+# A run that reports its progress beats its heartbeat every this many items, so a long run
+# stays its owner's and a crashed one is taken over STALE_AFTER after its last beat.
+HEARTBEAT_EVERY = 50
 
 _forced = False
 
@@ -156,14 +159,64 @@ def finish_run(run: JobRun, status: JobRunStatus, summary: str) -> None:
         )
 
 
-def exclusive_run(job: str, period: str, work: Callable[[], R]) -> R | RunTaken:
+def beat(run_id: int) -> bool:
+    """Write this process's heartbeat on its run, on a connection of its own (the job's
+    session may be in the middle of a unit of work that must not be committed by us).
+    False when the run is no longer ours (taken over after a silence) or the write lock is
+    busy (SQLite; the next beat tries again)."""
+    sqlite = dialect_name() == "sqlite"
+    try:
+        with db.engine.connect() as connection:
+            if sqlite:
+                # Do not queue behind a long writer: a heartbeat that waits is no heartbeat.
+                connection.exec_driver_sql("PRAGMA busy_timeout = 200")
+            try:
+                beaten = connection.execute(
+                    sa.update(JobRun)
+                    .where(JobRun.id == run_id, JobRun.owner == owner_id(),
+                           JobRun.status == JobRunStatus.RUNNING)
+                    .values(heartbeat_at=now_utc())
+                ).rowcount == 1
+                connection.commit()
+            finally:
+                if sqlite:  # the pooled connection goes back as it came
+                    connection.rollback()
+                    connection.exec_driver_sql("PRAGMA busy_timeout = 30000")
+                    connection.commit()
+    except sa.exc.OperationalError as error:
+        log.info("heartbeat of run %s skipped: %s", run_id, error)
+        return False
+    if not beaten:
+        log.warning("run %s is no longer %s's (taken over?)", run_id, owner_id())
+    return beaten
+
+
+def _beating(advance: Callable[[int], None], run_id: int) -> Callable[[int], None]:
+    """`advance` that also beats the run's heartbeat every HEARTBEAT_EVERY items."""
+    done = 0
+
+    def advance_and_beat(n: int) -> None:
+        nonlocal done
+        advance(n)
+        before, done = done, done + n
+        if done // HEARTBEAT_EVERY > before // HEARTBEAT_EVERY:
+            beat(run_id)
+
+    return advance_and_beat
+
+
+def exclusive_run(job: str, period: str, work: Callable[[], R],
+                  progress: Any = None) -> R | RunTaken:
     """Run `work()` if this process owns the run of `job` for `period` (or the ledger is
-    bypassed with `forced`); record how it ended."""
+    bypassed with `forced`); record how it ended. With the job's `progress`
+    (magazine.jobs.Progress), the run's heartbeat is written as the work advances."""
     if _forced:
         return work()
     run = claim_run(job, period)
     if isinstance(run, RunTaken):
         return run
+    if progress is not None:
+        progress.advance = _beating(progress.advance, run.id)
     try:
         result = work()
     except BaseException:

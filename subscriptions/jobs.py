@@ -112,7 +112,7 @@ def dispatch_job(progress: Progress) -> DispatchJobResult | RunTaken:
         return result
 
     period = now_utc().astimezone(BRUSSELS).strftime("%Y-%m-%dT%H")
-    return exclusive_run("dispatch", period, work)
+    return exclusive_run("dispatch", period, work, progress)
 
 
 # ---------------------------------------------------------------- renewals, grace and lapse
@@ -124,7 +124,7 @@ def renewal_reminders_job(progress: Progress):
     from subscriptions import renewals
 
     return exclusive_run("renewal-reminders", today_period(),
-                         lambda: renewals.send_reminders(progress))
+                         lambda: renewals.send_reminders(progress), progress)
 
 
 @register_job("renewals", brussels_cron(hour=6, minute=40),
@@ -132,7 +132,8 @@ def renewal_reminders_job(progress: Progress):
 def renewals_job(progress: Progress):
     from subscriptions import renewals
 
-    return exclusive_run("renewals", today_period(), lambda: renewals.run_renewals(progress))
+    return exclusive_run("renewals", today_period(), lambda: renewals.run_renewals(progress),
+                         progress)
 
 
 @register_job("lapse", brussels_cron(hour=6, minute=50),
@@ -140,4 +141,5 @@ def renewals_job(progress: Progress):
 def lapse_job(progress: Progress):
     from subscriptions import renewals
 
-    return exclusive_run("lapse", today_period(), lambda: renewals.run_lapse(progress))
+    return exclusive_run("lapse", today_period(), lambda: renewals.run_lapse(progress),
+                         progress)

@@ -85,6 +85,15 @@ def _locale(subscription: Subscription) -> str:
     return subscription.order.locale if subscription.order else "nl_BE"
 
 
+def summary_line(job: str, counts: list[tuple[int, str]],
+                 extra: list[tuple[int, str]] = ()) -> str:
+    """A job's one-line summary: `job: 3 charged, 0 failed (retry)`, every count in
+    `counts` shown, those in `extra` only when not zero."""
+    parts = [f"{n} {label}" for n, label in counts]
+    parts += [f"{n} {label}" for n, label in extra if n]
+    return f"{job}: " + ", ".join(parts)
+
+
 # ---------------------------------------------------------------- renewal orders
 
 def _current_addresses(subscription: Subscription):
@@ -240,9 +249,9 @@ class RemindersResult:
     failed: int = 0
 
     def summary(self) -> str:
-        text = (f"renewal-reminders: {self.charge_notices} charge notices, "
-                f"{self.pay_reminders} renewal links, {self.gift_reminders} gift reminders")
-        return text + (f", {self.failed} failed" if self.failed else "")
+        return summary_line("renewal-reminders", [
+            (self.charge_notices, "charge notices"), (self.pay_reminders, "renewal links"),
+            (self.gift_reminders, "gift reminders")], [(self.failed, "failed")])
 
 
 def _reminder_due(subscription: Subscription, today: date,
@@ -349,13 +358,11 @@ class RenewalsResult:
     released: int = 0
 
     def summary(self) -> str:
-        text = (f"renewals: {self.charged} charged, {self.retry} failed (retry), "
-                f"{self.needs_customer} need the customer")
-        extra = [f"{n} {label}" for n, label in (
+        return summary_line("renewals", [
+            (self.charged, "charged"), (self.retry, "failed (retry)"),
+            (self.needs_customer, "need the customer")], [
             (self.pending, "pending at the bank"), (self.applied, "paid renewals applied"),
-            (self.skipped, "no longer due"), (self.released, "taken back from a dead run"))
-            if n]
-        return text + (", " + ", ".join(extra) if extra else "")
+            (self.skipped, "no longer due"), (self.released, "taken back from a dead run")])
 
 
 def schedule_first_attempts() -> None:
@@ -535,9 +542,9 @@ class LapseResult:
     applied: int = 0
 
     def summary(self) -> str:
-        text = (f"lapse: {self.graced} graced, {self.lapsed} lapsed, "
-                f"{self.ended} ended without renewal")
-        return text + (f", {self.applied} paid renewals applied" if self.applied else "")
+        return summary_line("lapse", [
+            (self.graced, "graced"), (self.lapsed, "lapsed"),
+            (self.ended, "ended without renewal")], [(self.applied, "paid renewals applied")])
 
 
 def _move_once(subscription_id: int, expected: SubscriptionState,

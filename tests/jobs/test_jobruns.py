@@ -87,3 +87,47 @@ def test_owner_is_gone_only_for_a_dead_process_on_this_host():
     assert owner_is_gone(dead_owner())
     assert not owner_is_gone(f"{socket.gethostname()}:1")
     assert not owner_is_gone("another-host:12345")
+
+
+def test_a_long_run_beats_its_heartbeat_and_is_taken_over_only_once_silent(app_context,
+                                                                             monkeypatch):
+    from magazine import jobruns
+    from magazine.jobs import Progress
+
+    progress = Progress()
+    seen: list = []
+
+    def other_host_claims(at: datetime) -> None:
+        with frozen(at), monkeypatch.context() as other:
+            other.setattr(jobruns, "owner_id", lambda: "otherhost:2")
+            seen.append(claim_run("long", "p"))
+
+    def work() -> Done:
+        # 100 items, one a minute: without a heartbeat the run would look dead after 30.
+        for minute in range(100):
+            with frozen(NOW + timedelta(minutes=minute)):
+                progress.advance(1)
+        other_host_claims(NOW + timedelta(minutes=99) + jobruns.STALE_AFTER / 2)
+        return Done()
+
+    with frozen(NOW):
+        assert exclusive_run("long", "p", work, progress).summary() == "job: done"
+    assert isinstance(seen[0], RunTaken) and "is running it" in seen[0].summary()
+    run = db.session.scalar(sa.select(JobRun).where(JobRun.job == "long"))
+    assert run.attempts == 1 and run.status == JobRunStatus.FINISHED
+
+    # A run that beat and then went silent (its process crashed on another host) is taken
+    # over STALE_AFTER after its last beat, not before.
+    last_beat = NOW + timedelta(minutes=49)
+    db.session.add(JobRun(job="crashed", period="p", owner="otherhost:1", started_at=NOW,
+                          heartbeat_at=NOW))
+    db.session.commit()
+    crashed = db.session.scalar(sa.select(JobRun).where(JobRun.job == "crashed"))
+    with frozen(last_beat), monkeypatch.context() as host:
+        host.setattr(jobruns, "owner_id", lambda: "otherhost:1")
+        assert jobruns.beat(crashed.id)
+    with frozen(last_beat + jobruns.STALE_AFTER - timedelta(minutes=1)):
+        assert isinstance(claim_run("crashed", "p"), RunTaken)
+    with frozen(last_beat + jobruns.STALE_AFTER + timedelta(minutes=1)):
+        taken = claim_run("crashed", "p")
+    assert isinstance(taken, JobRun) and taken.attempts == 2
