@@ -36,15 +36,29 @@ def _nice_step(span: float) -> float:
     return 10 * magnitude
 
 
+def _nice_at_least(value: float) -> float:
+    """The smallest round number (1, 2, 2.5, 5 × a power of ten) not below `value`."""
+    if value <= 0:
+        return 1
+    magnitude = 10 ** math.floor(math.log10(value))
+    for factor in (1, 2, 2.5, 5, 10):
+        if value <= factor * magnitude * (1 + 1e-9):
+            return factor * magnitude
+    return 10 * magnitude
+
+
 def bar_chart(title: str, description: str, labels: Sequence[str],
               series: Sequence[Series], *, line: Series | None = None,
-              format_value=str) -> Markup:
+              format_value=str, line_format=None) -> Markup:
     """Stacked bars per label (positive parts up, negative parts down from zero), with an
-    optional line (e.g. the net movement) on top."""
+    optional line (e.g. the net movement) on top. With `line_format` the line has a scale
+    of its own, labelled on the right (e.g. MRR in euros over subscriber counts); it must
+    not be negative then."""
     count = max(len(labels), 1)
     ups = [sum(max(s.values[i], 0) for s in series) for i in range(len(labels))]
     downs = [sum(min(s.values[i], 0) for s in series) for i in range(len(labels))]
-    line_values = list(line.values) if line else []
+    own_axis = line is not None and line_format is not None
+    line_values = list(line.values) if line and not own_axis else []
     top = max([0, *ups, *line_values])
     bottom = min([0, *downs, *line_values])
     step = _nice_step(top - bottom)
@@ -53,7 +67,8 @@ def bar_chart(title: str, description: str, labels: Sequence[str],
     if top == bottom:
         top = step
     plot_h = HEIGHT - TOP - BOTTOM
-    plot_w = WIDTH - LEFT - RIGHT
+    right = LEFT if own_axis else RIGHT
+    plot_w = WIDTH - LEFT - right
 
     def y(value: float) -> float:
         return TOP + (top - value) / (top - bottom) * plot_h
@@ -70,14 +85,28 @@ def bar_chart(title: str, description: str, labels: Sequence[str],
         f'<title id="chart-{chart_id}-title">{escape(title)}</title>',
         f'<desc id="chart-{chart_id}-desc">{escape(description)}</desc>',
     ]
+    # The line's own scale: as many steps as the bars' grid, so its labels sit on the grid.
+    intervals = round((top - bottom) / step)
+    line_top = _nice_at_least(max([0, *line.values]) / intervals) * intervals if own_axis \
+        else 0
+
+    def line_y(value: float) -> float:
+        return TOP + (line_top - value) / line_top * plot_h if own_axis else y(value)
+
     value = bottom
+    tick = 0
     while value <= top + step / 1000:
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - right}" '
                      f'y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
         parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y(value) + 4:.1f}" '
                      f'text-anchor="end">{escape(format_value(value))}</text>')
+        if own_axis:
+            parts.append(f'<text class="axis {line.css}-axis" x="{WIDTH - right + 6}" '
+                         f'y="{y(value) + 4:.1f}" text-anchor="start">'
+                         f'{escape(line_format(line_top * tick / intervals))}</text>')
         value += step
-    parts.append(f'<line class="zero" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(0):.1f}" '
+        tick += 1
+    parts.append(f'<line class="zero" x1="{LEFT}" x2="{WIDTH - right}" y1="{y(0):.1f}" '
                  f'y2="{y(0):.1f}"/>')
     every = max(1, math.ceil(count / 8))  # about eight labels: "2026-01" needs room
     for i, label in enumerate(labels):
@@ -102,9 +131,14 @@ def bar_chart(title: str, description: str, labels: Sequence[str],
                          f'y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
                          f'{escape(label)}</text>')
     if line:
-        points = " ".join(f"{LEFT + i * slot + slot / 2:.1f},{y(v):.1f}"
+        points = " ".join(f"{LEFT + i * slot + slot / 2:.1f},{line_y(v):.1f}"
                           for i, v in enumerate(line.values))
         parts.append(f'<polyline class="{line.css}" points="{points}"/>')
+        show = line_format if own_axis else format_value
+        for i, v in enumerate(line.values):
+            parts.append(f'<circle class="{line.css}-dot" cx="{LEFT + i * slot + slot / 2:.1f}" '
+                         f'cy="{line_y(v):.1f}" r="3"><title>{escape(labels[i])}: '
+                         f'{escape(line.name)} {escape(show(v))}</title></circle>')
     legend = [*series, *([line] if line else [])]
     for n, s in enumerate(legend):
         lx = LEFT + (n % 4) * 160

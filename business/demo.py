@@ -7,6 +7,12 @@ the rest lapsed; a few refunds and chargebacks; and then the monthly roll-up row
 month since the first subscriber, as the `business-rollup` job would have written them.
 Invoice numbers are given again in date order per year afterwards, so they stay gapless.
 
+Before the subscriptions demo (`load_past_issues`): the issues of the two years before the
+editorial demo's, five a year, dispatched — so the subscriptions demo counts the issues its
+subscribers used. After it: each dispatched issue's locked list (dispatch, entries and
+address lines, as `lock_mailing_list` leaves them) for the subscriptions counted in the
+month of its cut-off that had started by then.
+
 Seed data, inserted in bulk (a loop over generated rows is fine here, unlike in the
 figures); loading twice adds nothing.
 """
@@ -18,10 +24,13 @@ import random
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from business.jobs import roll_up_month
 from business.models import SubscriptionMonth
 from business.months import month_no
+from editorial import services as editorial_services
+from editorial.models import Issue, IssueState
 from magazine.auth.services import hash_password
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
@@ -32,6 +41,9 @@ from subscriptions import models as sub_models
 from subscriptions import services
 from subscriptions.models import (
     DeliveryAddress,
+    Dispatch,
+    DispatchEntry,
+    DispatchLine,
     DocumentCounter,
     Invoice,
     Order,
@@ -53,6 +65,106 @@ def _month_of(moment: datetime) -> int:
     return month_no(moment.astimezone(BRUSSELS).date())
 
 
+PAST_THEMES = ["Spelen met water en zand", "Eten aan tafel", "Zindelijk worden",
+               "Muziek in de leefgroep", "Afscheid nemen", "Kleine kinderen, grote emoties",
+               "Samenwerken met ouders", "Bewegen binnen", "Voorlezen", "De eerste stappen"]
+ISSUE_SPACING_DAYS = 73  # five issues a year
+
+
+def load_past_issues() -> list[str]:
+    """The dispatched issues of the two years before the editorial demo's first one (once:
+    nothing when there are issues of more than a year ago already). Each volume's issues
+    are numbered again in print-date order afterwards."""
+    issues = db.session.scalars(sa.select(Issue).order_by(Issue.print_date, Issue.id)).all()
+    if not issues:
+        return []
+    today = now_utc().astimezone(BRUSSELS).date()
+    first = issues[0].print_date
+    if first < today - timedelta(days=365):
+        return []
+    added = 0
+    day = first - timedelta(days=ISSUE_SPACING_DAYS)
+    while day > today - timedelta(days=730):
+        db.session.add(Issue(volume=day.year - 2023, number=-1000 - added,
+                             theme=PAST_THEMES[added % len(PAST_THEMES)], print_date=day,
+                             state=IssueState.DISPATCHED, page_budget=32,
+                             **editorial_services.derive_deadlines(day)))
+        added += 1
+        day -= timedelta(days=ISSUE_SPACING_DAYS)
+    db.session.flush()
+    every = db.session.scalars(sa.select(Issue).order_by(Issue.print_date, Issue.id)).all()
+    for issue in every:
+        issue.number = -issue.id  # out of the way of the numbers given below
+    db.session.flush()
+    numbers: dict[int, int] = {}
+    for issue in every:
+        numbers[issue.volume] = numbers.get(issue.volume, 0) + 1
+        issue.number = numbers[issue.volume]
+    db.session.commit()
+    return [f"{added} dispatched issues of the two years before"]
+
+
+def _dispatch_records(now: datetime) -> int:
+    """The locked list of every dispatched issue without one, from the monthly rows: the
+    subscriptions counted in the month of its cut-off that were paid (or given) by then and
+    start no later than it. Set-based, one issue at a time."""
+    issues = db.session.scalars(
+        sa.select(Issue).where(Issue.state == IssueState.DISPATCHED,
+                               ~Issue.id.in_(sa.select(Dispatch.issue_id)))
+        .order_by(Issue.print_date)).all()
+    first = sa.orm.aliased(Issue)
+    for issue in issues:
+        locked = datetime.combine(issue.dispatch_cutoff, datetime.min.time(),
+                                  tzinfo=BRUSSELS) + timedelta(hours=6)
+        db.session.add(Dispatch(issue_id=issue.id, locked_at=locked, dispatched_at=locked,
+                                stock_copies=current_app.config["PRINT_STOCK_COPIES"]))
+        db.session.flush()
+        entries = (
+            sa.select(sa.literal(issue.id), Subscription.id, SubscriptionMonth.plan_id,
+                      Subscription.copies, Plan.includes_digital, sa.false(),
+                      sa.literal("demo"), sa.literal(locked, DispatchEntry.mailed_at.type))
+            .select_from(SubscriptionMonth)
+            .join(Subscription, Subscription.id == SubscriptionMonth.subscription_id)
+            .join(Plan, Plan.id == SubscriptionMonth.plan_id)
+            .outerjoin(first, first.id == Subscription.first_issue_id)
+            .where(SubscriptionMonth.month_no == month_no(issue.dispatch_cutoff),
+                   Subscription.activated_at <= locked,
+                   sa.or_(first.id.is_(None), first.print_date <= issue.print_date))
+        )
+        db.session.execute(sa.insert(DispatchEntry).from_select(
+            ["issue_id", "subscription_id", "plan_id", "copies", "digital", "graced",
+             "lock_token", "mailed_at"], entries))
+        latest = (
+            sa.select(sa.func.max(DeliveryAddress.id).label("id"))
+            .join(DispatchEntry, sa.and_(
+                DispatchEntry.subscription_id == DeliveryAddress.subscription_id,
+                DispatchEntry.issue_id == issue.id))
+            .join(Plan, Plan.id == DispatchEntry.plan_id)
+            .where(Plan.includes_print.is_(True))
+            .group_by(DeliveryAddress.subscription_id, DeliveryAddress.group_no)
+        )
+        lines = (
+            sa.select(sa.literal(issue.id), DeliveryAddress.subscription_id,
+                      DeliveryAddress.group_no, Subscription.plan_id, DeliveryAddress.copies,
+                      DeliveryAddress.name, DeliveryAddress.organisation,
+                      DeliveryAddress.street, DeliveryAddress.postcode, DeliveryAddress.city,
+                      DeliveryAddress.country)
+            .join(Subscription, Subscription.id == DeliveryAddress.subscription_id)
+            .where(DeliveryAddress.id.in_(latest))
+        )
+        db.session.execute(sa.insert(DispatchLine).from_select(
+            ["issue_id", "subscription_id", "group_no", "plan_id", "copies", "name",
+             "organisation", "street", "postcode", "city", "country"], lines))
+        db.session.execute(
+            sa.update(Dispatch).where(Dispatch.issue_id == issue.id).values(
+                subscriptions=sa.select(sa.func.count()).select_from(DispatchEntry)
+                .where(DispatchEntry.issue_id == issue.id).scalar_subquery(),
+                copies=sa.select(sa.func.coalesce(sa.func.sum(DispatchLine.copies), 0))
+                .where(DispatchLine.issue_id == issue.id).scalar_subquery()))
+    db.session.flush()
+    return len(issues)
+
+
 def load_business_demo() -> list[str]:
     if db.session.scalar(sa.select(sa.func.count()).select_from(SubscriptionMonth)):
         return []
@@ -66,8 +178,10 @@ def load_business_demo() -> list[str]:
     _renumber_invoices()
     _monthly_rows(history, now)
     roll_up_month(_month_of(now))
+    dispatched = _dispatch_records(now)
     db.session.commit()
-    return [f"{HISTORY_SUBSCRIBERS} subscribers of the year before", "monthly figures"]
+    return [f"{HISTORY_SUBSCRIBERS} subscribers of the year before", "monthly figures",
+            f"the mailing lists of {dispatched} dispatched issues"]
 
 
 def _paid_order(rng: random.Random, user: User, plan: Plan, copies: int, placed: datetime,
@@ -240,7 +354,6 @@ def _monthly_rows(history: list[tuple], now: datetime) -> None:
     """The roll-up rows of every past month: for the history made here from its spans; for
     the subscriptions demo's subscribers from their activation to now (lapsed ones: their
     first year, ending at the latest last month)."""
-    from flask import current_app
 
     per_year = current_app.config["ISSUES_PER_YEAR"]
     current = _month_of(now)

@@ -25,7 +25,7 @@ def desk_tables(desk: figures.Desk) -> dict[str, tables.Table]:
         tables.issues_table(desk.issues, desk.renewal_rates),
         *tables.unpaid_tables(desk.unpaid),
         tables.renewals_table(desk.renewals),
-        tables.cohort_table(desk.cohorts, desk.period),
+        tables.cohort_table(desk.cohorts),
     ]
     return {table.name: table for table in result}
 

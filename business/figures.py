@@ -18,7 +18,6 @@ The definitions (also shown on the desk, in Dutch, next to each figure):
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -26,13 +25,15 @@ import sqlalchemy as sa
 from flask import current_app
 
 from business.models import SubscriptionMonth
-from business.months import Period, month_of
+from business.months import Period, month_of, month_of_day
 from editorial.models import Issue, IssueState
 from magazine.db import db
 from subscriptions import models as sub_models
 from subscriptions.models import (
     CreditNote,
     DeliveryAddress,
+    Dispatch,
+    DispatchEntry,
     Invoice,
     Order,
     OrderLine,
@@ -231,9 +232,12 @@ def now_figures() -> Now:
             // Plan.issues_per_term), 0))
         .select_from(Subscription)
         .join(Plan, Plan.id == Subscription.plan_id)
-        .outerjoin(term.renewal, term.renewal_on).join(term.by_order, term.order_on)
+        # An outer join and a test for the term's order, not an inner join: with an inner
+        # join SQLite starts from the grouped order lines and rescans the subscriptions for
+        # each (seconds at 1k subscriptions, hours at 100k; bench/dashboard.py).
+        .outerjoin(term.renewal, term.renewal_on).outerjoin(term.by_order, term.order_on)
         .where(running_condition(), Subscription.complimentary.is_(False),
-               Subscription.state != SubscriptionState.GRACED)
+               Subscription.state != SubscriptionState.GRACED, term.c.order_id.is_not(None))
     )
     return Now(by_plan=by_plan, by_kind=by_kind, by_status=by_status, by_country=by_country,
                mrr_cents=by_plan.mrr_cents, deferred_cents=int(deferred or 0))
@@ -506,17 +510,28 @@ def revenue(period: Period) -> Revenue:
 
 # ---------------------------------------------------------------- dispatched issues
 
-def dispatch_lines_table() -> sa.Table | None:
-    """The dispatch records (which subscription received which issue), once the dispatch
-    work adds them: a table with `issue_id` and `subscription_id` (`dispatch_entries`, one
-    row per subscription and issue). None until then."""
-    tables = sorted(db.metadata.sorted_tables, key=lambda t: t.name != "dispatch_entries")
-    for table in tables:
-        columns = table.c
-        if ("dispatch" in table.name and "issue_id" in columns
-                and "subscription_id" in columns):
-            return table
-    return None
+def term_order_at(subscription_id, moment):
+    """SQL: the order that paid a subscription's term at `moment` (a column or value): the
+    latest renewal order applied by then, else the order it was bought with; with no moment
+    (NULL), the current term's."""
+    renewed = (
+        sa.select(sa.func.max(RenewalOrder.order_id))
+        .where(RenewalOrder.subscription_id == subscription_id,
+               RenewalOrder.applied_at.is_not(None),
+               sa.or_(moment.is_(None), RenewalOrder.applied_at <= moment))
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(renewed, Subscription.order_id)
+
+
+def _term_net_by_order() -> sa.Subquery:
+    return (
+        sa.select(OrderLine.order_id.label("order_id"),
+                  sa.func.sum(OrderLine.gross_cents - OrderLine.vat_cents).label("net"))
+        .where(OrderLine.kind == "subscription")
+        .group_by(OrderLine.order_id)
+        .subquery("term_net")
+    )
 
 
 @dataclass
@@ -527,27 +542,27 @@ class DispatchedIssue:
     recognised_cents: int
 
 
-def recognised_per_issue(period: Period) -> list[DispatchedIssue] | None:
-    """Per dispatched issue in the period: the term's net price ÷ issues per term for each
-    paid subscription that received it. None while there are no dispatch records."""
-    lines = dispatch_lines_table()
-    if lines is None:
-        return None
-    term = term_prices()
-    per_issue = sa.func.coalesce(term.c.net, 0) // Plan.issues_per_term
+def recognised_per_issue(period: Period) -> list[DispatchedIssue]:
+    """Per dispatched issue printed in the period: the subscriptions that received it and,
+    for each paid one, its term's net price ÷ issues per term — the term it was on when the
+    list was locked (a renewal applied later does not change what was recognised)."""
+    net = _term_net_by_order()
+    term_order = term_order_at(DispatchEntry.subscription_id, Dispatch.locked_at)
+    per_issue = sa.func.coalesce(net.c.net, 0) // Plan.issues_per_term
     query = (
         sa.select(Issue.volume, Issue.number, Issue.print_date,
-                  sa.func.count(sa.distinct(lines.c.subscription_id)),
+                  sa.func.count(DispatchEntry.subscription_id),
                   sa.func.coalesce(sa.func.sum(sa.case(
                       (Subscription.complimentary.is_(True), 0), else_=per_issue)), 0))
-        .select_from(lines)
-        .join(Issue, Issue.id == lines.c.issue_id)
-        .join(Subscription, Subscription.id == lines.c.subscription_id)
-        .join(Plan, Plan.id == Subscription.plan_id)
-        .outerjoin(term.renewal, term.renewal_on).outerjoin(term.by_order, term.order_on)
+        .select_from(DispatchEntry)
+        .join(Issue, Issue.id == DispatchEntry.issue_id)
+        .outerjoin(Dispatch, Dispatch.issue_id == DispatchEntry.issue_id)
+        .join(Subscription, Subscription.id == DispatchEntry.subscription_id)
+        .join(Plan, Plan.id == DispatchEntry.plan_id)
+        .outerjoin(net, net.c.order_id == term_order)
         .where(Issue.print_date.between(period.first_day, period.last_day))
         .group_by(Issue.id, Issue.volume, Issue.number, Issue.print_date)
-        .order_by(Issue.print_date)
+        .order_by(Issue.print_date, Issue.id)
     )
     return [DispatchedIssue(f"{v}.{n}", d, int(c), int(r))
             for v, n, d, c, r in db.session.execute(query)]
@@ -556,51 +571,54 @@ def recognised_per_issue(period: Period) -> list[DispatchedIssue] | None:
 @dataclass
 class RenewalRate:
     issue_code: str
-    previous: int  # paid subscriptions that received the previous dispatched issue
-    kept: int      # of those, how many received this one too, not as a grace issue
+    due: int      # paid subscriptions whose term ended with this issue
+    renewed: int  # of those, how many had their next term paid (renewal order applied)
 
     @property
     def rate(self) -> float | None:
-        return self.kept / self.previous if self.previous else None
+        return self.renewed / self.due if self.due else None
 
 
-def renewal_rates(period: Period) -> list[RenewalRate] | None:
-    """Per dispatched issue in the period: of the paid subscriptions that received the
-    previous dispatched issue, the share that received this one on a paid term (not as a
-    grace issue). Only subscriptions at the end of a term can leave, so this is the share
-    that renewed (or had issues left). None while there are no dispatch records."""
-    lines = dispatch_lines_table()
-    if lines is None:
-        return None
-    dispatched = db.session.execute(
-        sa.select(Issue.id, Issue.volume, Issue.number, Issue.print_date)
-        .where(Issue.id.in_(sa.select(lines.c.issue_id).distinct()))
-        .order_by(Issue.print_date, Issue.id)
-    ).all()
-    pairs = [(before.id, after) for before, after in itertools.pairwise(dispatched)
-             if period.first_day <= after.print_date <= period.last_day]
-    if not pairs:
-        return []
-    following = sa.case({before: after.id for before, after in pairs},
-                        value=lines.c.issue_id)
-    cur = lines.alias("cur")
-    not_graced = cur.c.graced.is_(False) if "graced" in cur.c else sa.true()
-    query = (
-        sa.select(lines.c.issue_id, sa.func.count(),
-                  sa.func.sum(sa.case((sa.and_(cur.c.subscription_id.is_not(None),
-                                               not_graced), 1), else_=0)))
-        .select_from(lines)
-        .join(Subscription, Subscription.id == lines.c.subscription_id)
-        .outerjoin(cur, sa.and_(cur.c.subscription_id == lines.c.subscription_id,
-                                cur.c.issue_id == following))
-        .where(lines.c.issue_id.in_([before for before, _ in pairs]),
-               Subscription.complimentary.is_(False))
-        .group_by(lines.c.issue_id)
+def renewal_rates(period: Period) -> list[RenewalRate]:
+    """Per dispatched issue printed in the period: renewed ÷ due for renewal at that issue.
+
+    Due: the paid subscriptions (complimentary ones apart) that received the issue as the
+    last of a term — their n-th issue, counting every issue they received (grace issues
+    too: a renewal paid during grace counts them in its term), with n a multiple of the
+    plan's issues per term. Renewed: of those, the ones whose renewal order for the next
+    term (term n ÷ issues per term + 1) was paid and applied, whenever that happened."""
+    numbered = (
+        sa.select(
+            DispatchEntry.issue_id.label("issue_id"),
+            DispatchEntry.subscription_id.label("subscription_id"),
+            DispatchEntry.graced.label("graced"),
+            Plan.issues_per_term.label("per_term"),
+            sa.func.row_number().over(partition_by=DispatchEntry.subscription_id,
+                                      order_by=(Issue.print_date, Issue.id)).label("n"),
+        )
+        .join(Issue, Issue.id == DispatchEntry.issue_id)
+        .join(Plan, Plan.id == DispatchEntry.plan_id)
+        .join(Subscription, Subscription.id == DispatchEntry.subscription_id)
+        .where(Subscription.complimentary.is_(False))
+        .subquery("numbered")
     )
-    counts = {issue_id: (int(n), int(kept or 0))
-              for issue_id, n, kept in db.session.execute(query)}
-    return [RenewalRate(f"{after.volume}.{after.number}", *counts.get(before, (0, 0)))
-            for before, after in pairs]
+    e = numbered.c
+    renewed = sa.exists().where(RenewalOrder.subscription_id == e.subscription_id,
+                                RenewalOrder.term == e.n / e.per_term + 1,
+                                RenewalOrder.applied_at.is_not(None))
+    due = sa.and_(e.graced.is_(False), e.n % e.per_term == 0)
+    query = (
+        sa.select(Issue.volume, Issue.number,
+                  sa.func.coalesce(sa.func.sum(sa.case((due, 1), else_=0)), 0),
+                  sa.func.coalesce(sa.func.sum(sa.case((sa.and_(due, renewed), 1),
+                                                       else_=0)), 0))
+        .select_from(numbered)
+        .join(Issue, Issue.id == e.issue_id)
+        .where(Issue.print_date.between(period.first_day, period.last_day))
+        .group_by(Issue.id, Issue.volume, Issue.number, Issue.print_date)
+        .order_by(Issue.print_date, Issue.id)
+    )
+    return [RenewalRate(f"{v}.{n}", int(d), int(r)) for v, n, d, r in db.session.execute(query)]
 
 
 # ---------------------------------------------------------------- unpaid invoices
@@ -616,10 +634,15 @@ class UnpaidInvoice:
     bucket: str
 
 
+UNPAID_PAGE_SIZE = 50
+
+
 @dataclass
 class Unpaid:
     buckets: list[tuple[str, int, int]]  # bucket, invoices, cents
     invoices: list[UnpaidInvoice]
+    page: int = 1
+    per_page: int | None = UNPAID_PAGE_SIZE
 
     @property
     def count(self) -> int:
@@ -629,13 +652,18 @@ class Unpaid:
     def cents(self) -> int:
         return sum(b[2] for b in self.buckets)
 
+    @property
+    def pages(self) -> int:
+        if not self.per_page:
+            return 1
+        return max(1, -(-self.count // self.per_page))
 
-UNPAID_LIST_LIMIT = 50
 
-
-def unpaid_invoices(today: date) -> Unpaid:
+def unpaid_invoices(today: date, *, page: int = 1,
+                    per_page: int | None = UNPAID_PAGE_SIZE) -> Unpaid:
     """Invoices of orders still awaiting payment, minus what was credited, by days since the
-    invoice date (0–30, 31–60, 61–90, over 90)."""
+    invoice date (0–30, 31–60, 61–90, over 90); the list oldest first, `per_page` a page
+    (None: all of them, for the CSV). A page past the last shows the last."""
     credited = (
         sa.select(CreditNote.invoice_id, sa.func.sum(CreditNote.total_cents).label("cents"))
         .group_by(CreditNote.invoice_id).subquery("credited")
@@ -661,12 +689,17 @@ def unpaid_invoices(today: date) -> Unpaid:
             .group_by(bucket))
     }
     buckets = [(label, *counts.get(label, (0, 0))) for label in AGEING_BUCKETS]
-    rows = db.session.execute(
+    result = Unpaid(buckets, [], page=1, per_page=per_page)
+    listing = (
         base.with_only_columns(Invoice.id, Invoice.number, Invoice.buyer_name,
                                Invoice.buyer_email, Invoice.issue_date, outstanding, bucket)
-        .order_by(Invoice.issue_date, Invoice.id).limit(UNPAID_LIST_LIMIT)
-    ).all()
-    return Unpaid(buckets, [UnpaidInvoice(*row) for row in rows])
+        .order_by(Invoice.issue_date, Invoice.id)
+    )
+    if per_page:
+        result.page = min(max(page, 1), result.pages)
+        listing = listing.limit(per_page).offset((result.page - 1) * per_page)
+    result.invoices = [UnpaidInvoice(*row) for row in db.session.execute(listing)]
+    return result
 
 
 # ---------------------------------------------------------------- renewals
@@ -712,42 +745,68 @@ def upcoming_renewals(today: date) -> list[Renewal]:
 class Cohort:
     month: int
     size: int
-    retained: list[int]  # subscribers still counted 0, 1, 2 … months later
+    retained: list[int]  # of them, how many received their first paid issue, the next …
 
     def shares(self) -> list[float]:
         return [count / self.size if self.size else 0.0 for count in self.retained]
 
 
 def cohorts(period: Period) -> list[Cohort]:
-    """Paying subscribers grouped by the first month they were counted in; for each later
-    month (up to the period's end), how many are still counted."""
-    rows = (
-        sa.select(SubscriptionMonth.month_no.label("m"),
-                  SubscriptionMonth.subscriber_key.label("k"))
-        .where(SubscriptionMonth.complimentary.is_(False))
-        .group_by(SubscriptionMonth.month_no, SubscriptionMonth.subscriber_key)
-        .cte("rows")
+    """Paying subscribers (complimentary subscriptions apart) grouped by the month of their
+    first paid issue — the first dispatched issue they received on a paid subscription —
+    in the period; for that issue and each dispatched issue after it (printed up to the
+    period's end), how many of them received it (still subscribed; a grace issue counts).
+    A subscriber who left and came back counts again from the issue they receive."""
+    ranked = (
+        sa.select(Issue.id.label("issue_id"), Issue.print_date.label("print_date"),
+                  sa.func.row_number().over(order_by=(Issue.print_date, Issue.id))
+                  .label("pos"))
+        .where(Issue.id.in_(sa.select(DispatchEntry.issue_id).distinct()))
+        .cte("ranked")
     )
-    first_seen = (
-        sa.select(rows.c.k, sa.func.min(rows.c.m).label("first"))
-        .group_by(rows.c.k).cte("first_seen")
+    received = (
+        sa.select(subscriber_key_expression().label("k"), ranked.c.pos.label("pos"))
+        .select_from(DispatchEntry)
+        .join(Subscription, Subscription.id == DispatchEntry.subscription_id)
+        .join(ranked, ranked.c.issue_id == DispatchEntry.issue_id)
+        .where(Subscription.complimentary.is_(False))
+        .group_by(subscriber_key_expression(), ranked.c.pos)
+        .cte("received")
     )
+    first = (
+        sa.select(received.c.k, sa.func.min(received.c.pos).label("first"))
+        .group_by(received.c.k).cte("first_paid")
+    )
+    first_issue = ranked.alias("first_issue")
+    cohort_month = month_of_day(first_issue.c.print_date)
     query = (
-        sa.select(first_seen.c.first, rows.c.m - first_seen.c.first, sa.func.count())
-        .join(rows, rows.c.k == first_seen.c.k)
-        .where(first_seen.c.first.between(period.first, period.last),
-               rows.c.m <= period.last)
-        .group_by(first_seen.c.first, rows.c.m - first_seen.c.first)
+        sa.select(cohort_month, first.c.first, received.c.pos - first.c.first,
+                  sa.func.count())
+        .select_from(first)
+        .join(first_issue, first_issue.c.pos == first.c.first)
+        .join(received, received.c.k == first.c.k)
+        .join(ranked, ranked.c.pos == received.c.pos)
+        .where(first_issue.c.print_date.between(period.first_day, period.last_day),
+               ranked.c.print_date <= period.last_day)
+        .group_by(cohort_month, first.c.first, received.c.pos - first.c.first)
     )
-    table: dict[int, dict[int, int]] = {}
-    for first, offset, count in db.session.execute(query):
-        table.setdefault(int(first), {})[int(offset)] = int(count)
+    last_rank = db.session.scalar(
+        sa.select(sa.func.max(ranked.c.pos)).where(ranked.c.print_date <= period.last_day))
+    # Per cohort month and first issue (a month may have had two issues): the counts by
+    # issues after the first. Loops over a handful of issues and months, not over rows.
+    by_month: dict[int, dict[int, list[int]]] = {}
+    for month, first_rank, offset, count in db.session.execute(query):
+        spans = by_month.setdefault(int(month), {})
+        counts = spans.setdefault(int(first_rank), [0] * (int(last_rank) - int(first_rank) + 1))
+        counts[int(offset)] += int(count)
     result = []
-    for month in sorted(table):
-        counts = table[month]
-        span = period.last - month + 1
-        result.append(Cohort(month, counts.get(0, 0),
-                             [counts.get(offset, 0) for offset in range(span)]))
+    for month in sorted(by_month):
+        groups = by_month[month]
+        # The later first issue sets the width, so every column compares whole groups.
+        width = min(len(counts) for counts in groups.values())
+        retained = [sum(counts[i] for counts in groups.values() if i < len(counts))
+                    for i in range(width)]
+        result.append(Cohort(month, retained[0], retained))
     return result
 
 
@@ -761,15 +820,16 @@ class Desk:
     print_run: PrintRun
     movements: Movements
     revenue: Revenue
-    issues: list[DispatchedIssue] | None
-    renewal_rates: list[RenewalRate] | None
+    issues: list[DispatchedIssue]
+    renewal_rates: list[RenewalRate]
     unpaid: Unpaid
     renewals: list[Renewal]
     cohorts: list[Cohort]
     plan_names: dict[str, str]
 
 
-def desk(period: Period, today: date, locale: str) -> Desk:
+def desk(period: Period, today: date, locale: str, *, unpaid_page: int = 1,
+         unpaid_per_page: int | None = UNPAID_PAGE_SIZE) -> Desk:
     """Every figure of the desk: a fixed number of queries, whatever the data."""
     plan_names = {code: (name_en if locale.startswith("en") else name_nl)
                   for code, name_nl, name_en in db.session.execute(
@@ -778,6 +838,7 @@ def desk(period: Period, today: date, locale: str) -> Desk:
         period=period, today=today, now=now_figures(), print_run=print_run(today),
         movements=movements(period), revenue=revenue(period),
         issues=recognised_per_issue(period), renewal_rates=renewal_rates(period),
-        unpaid=unpaid_invoices(today), renewals=upcoming_renewals(today),
+        unpaid=unpaid_invoices(today, page=unpaid_page, per_page=unpaid_per_page),
+        renewals=upcoming_renewals(today),
         cohorts=cohorts(period), plan_names=plan_names,
     )

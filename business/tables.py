@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from business import figures
-from business.months import Period, month_label
+from business.months import month_label
 
 
 @dataclass(frozen=True)
@@ -127,16 +127,23 @@ def revenue_tables(revenue: figures.Revenue, plan_names: dict[str, str]) -> list
     return [months, providers, plans]
 
 
-def issues_table(issues: list[figures.DispatchedIssue] | None,
-                 rates: list[figures.RenewalRate] | None) -> Table:
+def issues_table(issues: list[figures.DispatchedIssue],
+                 rates: list[figures.RenewalRate]) -> Table:
     table = Table("issues", _("Dispatched issues: recognised revenue and renewal rate"), [
         _("issue"), _("print date"), _("subscriptions that received it"),
-        _("recognised revenue"), _("renewal rate")])
-    by_code = {rate.issue_code: rate for rate in rates or []}
-    for issue in issues or []:
-        rate = by_code.get(issue.issue_code)
+        _("recognised revenue"), _("due for renewal"), _("renewed"), _("renewal rate")])
+    by_code = {rate.issue_code: rate for rate in rates}
+    for issue in issues:
+        rate = by_code.get(issue.issue_code) or figures.RenewalRate(issue.issue_code, 0, 0)
         table.rows.append([issue.issue_code, issue.print_date, issue.subscriptions,
-                           Money(issue.recognised_cents), Share(rate.rate if rate else None)])
+                           Money(issue.recognised_cents), rate.due, rate.renewed,
+                           Share(rate.rate)])
+    if issues:
+        due = sum(rate.due for rate in rates)
+        renewed = sum(rate.renewed for rate in rates)
+        table.footer = [_("period"), None, sum(i.subscriptions for i in issues),
+                        Money(sum(i.recognised_cents for i in issues)), due, renewed,
+                        Share(renewed / due if due else None)]
     return table
 
 
@@ -166,11 +173,11 @@ def renewals_table(renewals: list[figures.Renewal]) -> Table:
     return table
 
 
-def cohort_table(cohorts: list[figures.Cohort], period: Period) -> Table:
-    span = period.last - period.first + 1
+def cohort_table(cohorts: list[figures.Cohort]) -> Table:
+    span = max((len(cohort.retained) for cohort in cohorts), default=1)
     table = Table("cohorts", _("Cohort retention"),
-                  [_("first month"), _("subscribers"),
-                   *[_("+%(n)d mo.", n=n) for n in range(span)]])
+                  [_("first paid issue in"), _("subscribers"),
+                   *[_("+%(n)d issues", n=n) for n in range(span)]])
     for cohort in cohorts:
         shares = cohort.shares()
         table.rows.append([month_label(cohort.month), cohort.size,
@@ -270,22 +277,28 @@ DEFINITIONS = {
         "The same money over the whole period, per plan of the order (single copies and "
         "back issues apart)."),
     "issues": _l(
-        "Per issue dispatched in the period: the subscriptions that received it, the "
-        "revenue recognised with it (for each paid subscription: the term price without VAT "
-        "÷ issues per term) and the renewal rate: of the paid subscriptions that received "
-        "the previous dispatched issue, the share that received this one on a paid term "
-        "(not as a grace issue)."),
+        "Per issue dispatched in the period: the subscriptions that received it; the revenue "
+        "recognised with it (for each paid subscription: the net price of the term it was on "
+        "when the list was locked ÷ issues per term); and the renewal rate = renewed ÷ due "
+        "for renewal. Due: the paid subscriptions for which this issue was the last of a "
+        "term (every issue received counts, grace issues too). Renewed: of those, the ones "
+        "whose renewal order for the next term was paid and applied (so far: a recent "
+        "issue's rate can still rise)."),
     "ageing": _l(
         "Invoices of orders still awaiting payment, minus what credit notes took off, by "
         "days since the invoice date. Counted now."),
     "unpaid": _l(
-        "The oldest %(n)d unpaid invoices. A reminder mail goes at most once per invoice per "
-        "day."),
+        "Every unpaid invoice, oldest first, %(n)d a page (the CSV holds them all). The "
+        "reminder is a mail of its own with the invoice number, the amount still due, the due "
+        "date, the bank details with the structured communication and a pay link; at most "
+        "one per invoice per day, numbered (first reminder, second …). Counted now."),
     "renewals": _l(
         "Paid subscriptions whose term ends with each of the next three issues (issues left "
         "1, 2, 3), what their next term costs at the current term's price (VAT included) "
         "and how many renew automatically (the others renew only if they pay)."),
     "cohorts": _l(
-        "Paying subscribers grouped by the first month they were counted in (a cohort); "
-        "each column: the share still counted that many months later. Darker is more."),
+        "Paying subscribers (complimentary ones apart) grouped by the month of their first "
+        "paid issue (a cohort); each column: the share of the cohort that received that "
+        "issue and each later dispatched issue (+0 is the first, +1 the next …), still "
+        "subscribed. Darker is more."),
 }

@@ -45,10 +45,12 @@ def _charts(desk: figures.Desk) -> dict:
     revenue = desk.revenue.months
     return {
         "subscribers": bar_chart(
-            _("Paying subscribers at the end of each month"),
-            _("Bars: paying subscribers counted at the end of each month of the period."),
-            labels, [Series(_("subscribers"), "s-total", [m.active_end for m in moves])],
-            format_value=lambda v: f"{v:.0f}"),
+            _("Paying subscribers and MRR at the end of each month"),
+            _("Bars: paying subscribers counted at the end of each month of the period "
+              "(left axis). Line: the MRR at the end of each month (right axis, in euros)."),
+            labels, [Series(_("subscribers (left)"), "s-total", [m.active_end for m in moves])],
+            line=Series(_("MRR (right)"), "s-mrr", [m.mrr_end for m in moves]),
+            format_value=lambda v: f"{v:.0f}", line_format=euros),
         "mrr": bar_chart(
             _("MRR movements per month"),
             _("Bars above zero: MRR won (new, reactivation, expansion); below zero: MRR lost "
@@ -72,16 +74,23 @@ def _charts(desk: figures.Desk) -> dict:
     }
 
 
+def _unpaid_page() -> int:
+    return request.args.get("unpaid_page", 1, type=int) or 1
+
+
 @bp.route("/")
 def index():
     period, form = _period_and_form()
-    desk = figures.desk(period, today_brussels(), str(get_locale()))
+    desk = figures.desk(period, today_brussels(), str(get_locale()),
+                        unpaid_page=_unpaid_page())
     return render_template(
         "business/index.html", desk=desk, form=form, period=period,
         tables=exports.desk_tables(desk), charts=_charts(desk), heat_class=heat_class,
         tables_defs=tables.DEFINITIONS, reminder_form=ReminderForm(),
         is_number=tables.is_number, share_text=tables.share_text,
         unpaid_ids={invoice.number: invoice.id for invoice in desk.unpaid.invoices},
+        unpaid_page_url=lambda page: url_for(
+            "business.index", **{**request.args.to_dict(), "unpaid_page": page}) + "#unpaid",
     )
 
 
@@ -98,7 +107,9 @@ def _csv_response(rows, filename: str) -> Response:
 @bp.route("/export/<name>.csv")
 def table_csv(name: str):
     period, _form = _period_and_form()
-    desk = figures.desk(period, today_brussels(), str(get_locale()))
+    # The CSV of the unpaid invoices holds them all, not one page.
+    desk = figures.desk(period, today_brussels(), str(get_locale()),
+                        unpaid_per_page=None if name == "unpaid" else figures.UNPAID_PAGE_SIZE)
     table = exports.desk_tables(desk).get(name)
     if table is None:
         abort(404)

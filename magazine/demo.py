@@ -53,6 +53,10 @@ def load_demo() -> DemoResult:
     from editorial.demo import load_editorial_demo
 
     load_editorial_demo()
+    # The issues dispatched before the editorial demo's, before the subscribers use them.
+    from business.demo import load_past_issues
+
+    load_past_issues()
     # After the editorial demo: subscriptions start with its upcoming issues.
     from subscriptions.demo import load_subscriptions_demo
 

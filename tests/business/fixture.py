@@ -10,11 +10,17 @@ organisation print, €50 a copy for 5 issues (3 copies: 15000, VAT 849, net 141
   refunded on 5 Feb; lapsed in March.
 - C: B again, a new individual subscription paid 3 April by mollie (a reactivation); 1 issue
   left.
-- D: organisation 3 copies paid 15 Feb; renewed with 5 copies paid 10 March (expansion).
+- D: organisation 3 copies paid 15 Feb; renewed with 5 copies paid 10 March (expansion:
+  a renewal order for term 2, applied when paid).
 - H: organisation 5 copies paid 20 Feb; renewed with 3 copies paid 2 April (contraction).
 - E: complimentary, 2 copies, from January.
 - F: an order awaiting payment, invoiced 5 January (over 90 days old).
 - G: an order awaiting payment, invoiced 1 April, €15 credited (5000 outstanding).
+
+Dispatched issues (the list locked three days before the print date):
+- 2.1, printed 25 January: A, B, E.
+- 2.2, printed 5 March: A, D (on its 3-copy term), H (5 copies), E.
+- 2.3, printed 10 April: A, C, D (5 copies), H (3 copies), E.
 
 Every month's count is made by the roll-up at the end of that month, as the job would.
 """
@@ -26,12 +32,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from business.jobs import roll_up_month
 from business.months import month_no
+from editorial.models import Issue, IssueState
 from magazine.db import db
 from magazine.models import User
 from subscriptions import pricing
 from subscriptions.models import (
     CreditNote,
     DeliveryAddress,
+    Dispatch,
+    DispatchEntry,
     Invoice,
     Order,
     OrderLine,
@@ -39,6 +48,7 @@ from subscriptions.models import (
     Plan,
     PlanKind,
     Refund,
+    RenewalOrder,
     Subscription,
 )
 from subscriptions.states import OrderState, PaymentState, SubscriptionState
@@ -124,6 +134,37 @@ def _subscription(user: User, plan: Plan, order: Order | None, *, copies: int = 
     return subscription
 
 
+def _dispatch(volume: int, number: int, print_date: date,
+              subscriptions: list[Subscription], *, graced=()) -> Issue:
+    """A dispatched issue and its locked list, as the dispatch would have left them."""
+    issue = make_issue(volume=volume, number=number, print_date=print_date,
+                       state=IssueState.DISPATCHED)
+    locked = _at(print_date - timedelta(days=3))
+    db.session.add(Dispatch(issue_id=issue.id, locked_at=locked, dispatched_at=locked,
+                            subscriptions=len(subscriptions),
+                            copies=sum(s.copies for s in subscriptions)))
+    for subscription in subscriptions:
+        db.session.add(DispatchEntry(
+            issue_id=issue.id, subscription_id=subscription.id, plan_id=subscription.plan_id,
+            copies=subscription.copies, digital=False, graced=subscription in graced,
+            lock_token="fixture"))
+    db.session.flush()
+    return issue
+
+
+def _renew(subscription: Subscription, order: Order, plan: Plan) -> RenewalOrder:
+    """The renewal order of the subscription's next term; applied (the term added) when
+    the order is paid."""
+    renewal = RenewalOrder(subscription_id=subscription.id, term=subscription.term + 1,
+                           plan_id=plan.id, order_id=order.id, applied_at=order.paid_at,
+                           created_at=order.created_at)
+    if order.paid_at is not None:
+        subscription.term += 1
+    db.session.add(renewal)
+    db.session.flush()
+    return renewal
+
+
 def build_history() -> History:
     users = {key: make_user(email=f"{key.lower()}@example.be", name=f"Klant {key}")
              for key in "ABDEFGH"}
@@ -153,6 +194,7 @@ def build_history() -> History:
     subs["E"] = _subscription(users["E"], ind, None, copies=2, complimentary=True)
     subs["F"] = _subscription(users["F"], ind, orders["F"],
                               state=SubscriptionState.PENDING_PAYMENT)
+    _dispatch(2, 1, date(2026, 1, 25), [subs["A"], subs["B"], subs["E"]])
     roll_up_month(JAN)
 
     # February: two organisations; €10 of B's payment refunded.
@@ -164,11 +206,12 @@ def build_history() -> History:
                           amount_cents=1000, created_at=_at(date(2026, 2, 5))))
     roll_up_month(FEB)
 
-    # March: B lapses; D renews with 5 copies.
+    # March: B lapses; issue 2.2; D renews with 5 copies.
     subs["B"].state = SubscriptionState.LAPSED
     subs["B"].issues_remaining = 0
+    _dispatch(2, 2, date(2026, 3, 5), [subs["A"], subs["D"], subs["H"], subs["E"]])
     order("D2", "D", org, copies=5, placed=date(2026, 3, 8), paid=date(2026, 3, 10))
-    subs["D"].order_id = orders["D2"].id
+    _renew(subs["D"], orders["D2"], org)
     subs["D"].copies = 5
     subs["D"].addresses[0].copies = 5
     db.session.flush()
@@ -176,7 +219,7 @@ def build_history() -> History:
 
     # April: H renews with 3 copies; B comes back (C); A turns renewal off; G is invoiced.
     order("H2", "H", org, copies=3, placed=date(2026, 4, 1), paid=date(2026, 4, 2))
-    subs["H"].order_id = orders["H2"].id
+    _renew(subs["H"], orders["H2"], org)
     subs["H"].copies = 3
     subs["H"].addresses[0].copies = 3
     order("C", "B", ind, copies=1, placed=date(2026, 4, 1), paid=date(2026, 4, 3),
@@ -193,6 +236,8 @@ def build_history() -> History:
         buyer_name=users["G"].name, buyer_email=users["G"].email,
         issued_at=_at(date(2026, 4, 2))))
     db.session.flush()
+    _dispatch(2, 3, date(2026, 4, 10),
+              [subs["A"], subs["C"], subs["D"], subs["H"], subs["E"]])
     roll_up_month(APR)
 
     for print_date in (date(2026, 5, 15), date(2026, 7, 15), date(2026, 9, 15)):

@@ -29,4 +29,13 @@ def test_demo_has_two_years_of_figures_and_loads_once(app_context):
     assert all(month.received > 0 for month in revenue.months)
     assert revenue.total.refunded > 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Refund)) > 0
-    assert len(figures.cohorts(period)) >= 20
+    # Five issues a year, dispatched, with their lists: every dispatch figure has a shape.
+    issues = figures.recognised_per_issue(period)
+    assert len(issues) >= 9
+    assert all(issue.subscriptions > 0 and issue.recognised_cents > 0 for issue in issues)
+    rates = [rate for rate in figures.renewal_rates(period) if rate.due]
+    assert len(rates) >= 3 and all(0 < rate.rate < 1 for rate in rates)
+    cohorts = figures.cohorts(period)
+    assert len(cohorts) >= 8
+    assert all(len(cohort.retained) >= 2 for cohort in cohorts[:-1])
+    assert any(cohort.retained[-1] < cohort.size for cohort in cohorts)

@@ -88,10 +88,31 @@ def test_reminder_goes_once_per_invoice_per_day(app, history, coordinator, outbo
     assert first.status_code == 302 and first.headers["Location"].endswith("#unpaid")
     mails = outbox("f@example.be")
     assert len(mails) == 1
-    assert "nog niet betaald" in mails[0].subject
+    invoice, order = history.invoices["F"], history.orders["F"]
+    assert mails[0].template == "business_invoice_reminder"
+    assert mails[0].key == f"invoice-reminder:{invoice_id}:1"
+    assert mails[0].subject == f"Herinnering: factuur {invoice.number} is nog niet betaald"
+    body = mails[0].body_text
+    for text in (f"Factuur: {invoice.number}", "Nog te betalen:", "65,00",
+                 "Vervaldag: 4 februari 2026",
+                 order.formatted_communication, app.config["BANK_IBAN"],
+                 f"/account/orders/{order.id}"):
+        assert text in body, text
     with frozen(NOW + timedelta(days=1)):
         coordinator.post(f"/business/invoices/{invoice_id}/remind")
-    assert len(outbox("f@example.be")) == 2
+    mails = outbox("f@example.be")
+    assert len(mails) == 2
+    assert {mail.key for mail in mails} == {f"invoice-reminder:{invoice_id}:1",
+                                            f"invoice-reminder:{invoice_id}:2"}
+    assert any(mail.subject.startswith("2e herinnering") for mail in mails)
+
+
+def test_reminder_mail_shows_what_is_left_after_a_credit_note(app, history, coordinator,
+                                                              outbox):
+    with frozen(NOW):
+        coordinator.post(f"/business/invoices/{history.invoices['G'].id}/remind")
+    (mail,) = outbox("g@example.be")
+    assert "50,00" in mail.body_text  # 65,00 invoiced, 15,00 credited
 
 
 def test_no_reminder_for_a_paid_invoice(history, coordinator, outbox):

@@ -8,6 +8,7 @@ import pytest
 from business import figures
 from business.months import Period
 from magazine.clock import frozen
+from magazine.db import db
 from tests.business.fixture import APR, FEB, JAN, MAR, NOW, TODAY, build_history
 
 PERIOD = Period(JAN, APR)
@@ -135,64 +136,97 @@ def test_upcoming_renewals_for_the_next_three_issues(history):
             for r in renewals] == [(5, 1, 6500, 1), (7, 1, 6500, 0), (9, 0, 0, 0)]
 
 
-def test_cohort_retention(history):
+def test_cohort_retention_by_the_month_of_the_first_paid_issue(history):
     cohorts = figures.cohorts(PERIOD)
     assert [(c.month, c.size, c.retained) for c in cohorts] == [
-        (JAN, 2, [2, 2, 1, 2]),  # A and B; B gone in March, back in April
-        (FEB, 2, [2, 2, 2]),     # D and H
+        # A and B first received 2.1 (January); B missed 2.2 and is back (C) for 2.3.
+        (JAN, 2, [2, 1, 2]),
+        # D and H first received 2.2 (March); the complimentary E is no cohort's.
+        (MAR, 2, [2, 2]),
     ]
-    assert cohorts[0].shares() == [1.0, 1.0, 0.5, 1.0]
+    assert cohorts[0].shares() == [1.0, 0.5, 1.0]
+    # A period that ends in March: the issues after it are not shown.
+    assert [(c.month, c.retained) for c in figures.cohorts(Period(JAN, MAR))] == [
+        (JAN, [2, 1]), (MAR, [2])]
+    # Cohorts whose first paid issue is before the period are left out.
+    assert [c.month for c in figures.cohorts(Period(FEB, APR))] == [MAR]
 
 
-def test_no_dispatched_issues_yet(history):
-    assert figures.recognised_per_issue(PERIOD) in (None, [])
-    assert figures.renewal_rates(PERIOD) in (None, [])
-
-
-def test_recognised_revenue_and_renewal_rate_per_dispatched_issue(app, history):
-    table = figures.dispatch_lines_table()
-    if table is None:
-        pytest.skip("dispatch records arrive with the dispatch work")
-    import sqlalchemy as sa
-
-    from editorial.models import IssueState
-    from magazine.db import db
-    from tests.factories import make_issue
-
-    first = make_issue(volume=2, number=1, print_date=TODAY.replace(month=2, day=15),
-                       state=IssueState.DISPATCHED)
-    second = make_issue(volume=2, number=2, print_date=TODAY.replace(month=4, day=10),
-                        state=IssueState.DISPATCHED)
-    defaults = {"plan_id": history.plans["individueel"].id, "copies": 1, "digital": False,
-                "graced": False, "lock_token": "x", "group_no": 1, "name": "x",
-                "organisation": "", "street": "x", "postcode": "9000", "city": "Gent",
-                "country": "BE"}
-
-    def entry(issue, key, **extra):
-        values = {"issue_id": issue.id, "subscription_id": history.subscriptions[key].id,
-                  **{k: v for k, v in {**defaults, **extra}.items() if k in table.c}}
-        db.session.execute(sa.insert(table).values(**values))
-
-    for key in ("A", "B", "D", "E"):
-        entry(first, key)
-    for key in ("A", "D", "E"):
-        entry(second, key, graced=(key == "D"))
-    db.session.commit()
+def test_recognised_revenue_per_dispatched_issue_at_the_term_then(history):
     issues = figures.recognised_per_issue(PERIOD)
-    # Issue 2.1: A 6132 ÷ 5 = 1226, B 1226, D (now on its 5-copy term) 23585 ÷ 5 = 4717.
     assert [(i.issue_code, i.subscriptions, i.recognised_cents) for i in issues] == [
-        ("2.1", 4, 1226 + 1226 + 4717), ("2.2", 3, 1226 + 4717)]
-    # Of A, B and D (paid) only A received 2.2 on a paid term (D as a grace issue).
-    rates = figures.renewal_rates(PERIOD)
-    assert [(r.issue_code, r.previous, r.kept) for r in rates] == [("2.2", 3, 1)]
+        # A and B 6132 ÷ 5 = 1226 each (B's promo code is no part of the term price); E 0.
+        ("2.1", 3, 1226 + 1226),
+        # D still on its 3-copy term (renewed on 10 March): 14151 ÷ 5; H 23585 ÷ 5.
+        ("2.2", 4, 1226 + 2830 + 4717),
+        # A, C; D on its 5-copy term now, H on its 3-copy one.
+        ("2.3", 5, 1226 + 1226 + 4717 + 2830),
+    ]
+    assert [i.issue_code for i in figures.recognised_per_issue(Period(FEB, MAR))] == ["2.2"]
+
+
+def test_renewal_rate_is_renewed_over_due_for_renewal_at_each_issue(history):
+    """A plan of two issues a term; five paid subscriptions and a complimentary one receive
+    issues 4.1 and 4.2 (the end of their first term):
+    P and Q renew (paid, applied); R's renewal order is not paid; S has none; U renews
+    during grace (it receives 4.3 as a grace issue, counted in its second term).
+    4.4: P (issue 4 = the end of term 2, renewed again) and U (term 2 ends, not renewed)."""
+    from datetime import date
+
+    from subscriptions.models import Plan, PlanKind
+    from tests.business.fixture import _dispatch, _order, _renew, _subscription
+    from tests.factories import make_user
+
+    short = Plan(code="kort", name_nl="Kort", name_en="Short", kind=PlanKind.PRINT,
+                 price_cents=2000, issues_per_term=2)
+    db.session.add(short)
+    db.session.flush()
+    subs = {}
+    for key in "PQRSUT":
+        user = make_user(email=f"{key.lower()}@kort.be", name=key)
+        paid = None if key == "T" else _order(user, short, copies=1, placed=date(2026, 1, 2),
+                                               paid=date(2026, 1, 3))[0]
+        subs[key] = _subscription(user, short, paid, complimentary=key == "T")
+
+    def renewal(key: str, *, paid: date | None):
+        order = _order(subs[key].subscriber, short, copies=1, placed=date(2026, 2, 12),
+                       paid=paid)[0]
+        return _renew(subs[key], order, short)
+
+    every = [subs[k] for k in "PQRSUT"]
+    _dispatch(4, 1, date(2026, 1, 10), every)
+    _dispatch(4, 2, date(2026, 2, 10), every)
+    renewal("P", paid=date(2026, 2, 14))
+    renewal("Q", paid=date(2026, 2, 20))
+    renewal("R", paid=None)
+    _dispatch(4, 3, date(2026, 3, 10), [subs["P"], subs["U"]], graced=[subs["U"]])
+    renewal("U", paid=date(2026, 3, 20))
+    renewal("P", paid=date(2026, 3, 25))
+    _dispatch(4, 4, date(2026, 4, 1), [subs["P"], subs["U"]])
+    db.session.commit()
+
+    rates = {r.issue_code: (r.due, r.renewed, r.rate) for r in figures.renewal_rates(PERIOD)}
+    assert rates == {
+        "2.1": (0, 0, None), "2.2": (0, 0, None), "2.3": (0, 0, None),
+        "4.1": (0, 0, None),
+        "4.2": (5, 3, 0.6),   # P, Q, U renewed; R and S did not (T is complimentary)
+        "4.3": (0, 0, None),
+        "4.4": (2, 1, 0.5),   # P renewed its second term, U did not
+    }
 
 
 def test_mrr_follows_the_order_of_the_current_term_after_a_renewal(history):
+    from datetime import date
+
     from magazine.db import db
     from subscriptions.models import RenewalOrder
+    from tests.business.fixture import _order
 
-    # A's second term is paid by a renewal order (here: one of 15000, net 14151).
-    renewal = history.orders["H2"]
+    # A's second term is paid by a renewal order (here: 3 organisation copies, 15000, net
+    # 14151).
+    renewal, _invoice, _payment = _order(history.users["A"], history.plans["organisatie"],
+                                         copies=3, placed=date(2026, 4, 12),
+                                         paid=date(2026, 4, 13))
     db.session.add(RenewalOrder(subscription_id=history.subscriptions["A"].id, term=2,
                                 plan_id=history.plans["individueel"].id, order_id=renewal.id,
                                 applied_at=NOW))

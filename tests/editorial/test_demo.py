@@ -27,8 +27,9 @@ def test_demo_has_every_state_and_loads_once(app_context):
     issues = db.session.scalars(sa.select(Issue)).all()
     states = [i.state for i in issues]
     assert states.count(IssueState.IN_LAYOUT) == 1
-    assert len([i for i in issues if i.state in (IssueState.PUBLISHED,
-                                                 IssueState.DISPATCHED)]) == 2
+    # One published, the rest dispatched (the business demo adds two years of them).
+    assert states.count(IssueState.PUBLISHED) == 1
+    assert states.count(IssueState.DISPATCHED) >= 1
     upcoming = [i for i in issues if i.print_date > services.today_local()]
     assert len(upcoming) >= 6
     production = next(i for i in issues if i.state == IssueState.IN_LAYOUT)
