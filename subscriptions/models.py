@@ -362,8 +362,20 @@ class Chargeback(db.Model):
     amount_cents: Mapped[int]
     reason: Mapped[str] = mapped_column(sa.String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    # A won dispute (Stripe) or a reversed chargeback (Mollie `reversedAt`) is its own row:
+    # the money back, as a negative amount dated the day it came back, pointing at the
+    # chargeback it reverses (unique: reversed once). Sums by month stay right both months.
+    reversal_of_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("chargebacks.id"), unique=True)
+    # This chargeback took back what paid the order: the order was reopened (awaiting
+    # payment again) and its subscriptions suspended until it is paid or reversed.
+    reopened_order: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     payment: Mapped[Payment] = relationship(back_populates="chargebacks")
+
+    @property
+    def is_reversal(self) -> bool:
+        return self.reversal_of_id is not None
 
 
 class MandateState(enum.StrEnum):
@@ -394,6 +406,28 @@ class Mandate(db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class MethodSetup(db.Model):
+    """A replacement payment method being saved without a renewal to pay (Stripe Checkout in
+    setup mode; a Mollie verification payment). Recorded when it starts, so the browser's
+    return, the provider's webhook and the reconcile job all find it and save the method
+    once (under a row lock); Mollie's verification payment is paid back once."""
+
+    __tablename__ = "method_setups"
+    __table_args__ = (sa.UniqueConstraint("provider", "reference"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    provider: Mapped[str] = mapped_column(sa.String(32))
+    reference: Mapped[str] = mapped_column(sa.String(100))
+    state: Mapped[str] = mapped_column(sa.String(16), default="open")  # open|saved|ended
+    mandate_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mandates.id"))
+    # Mollie: the refund of the verification payment (nothing is invoiced for it).
+    refund_ref: Mapped[str | None] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ProviderEvent(db.Model):

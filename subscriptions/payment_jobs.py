@@ -1,7 +1,8 @@
 """The `reconcile-payments` job: re-read the online payments still open or pending at their
 provider and apply what it says, so a lost webhook is repaired within the hour; and, once a
 day, the paid ones of the last 90 days, for refunds and chargebacks made in the provider's
-dashboard whose webhook was lost."""
+dashboard whose webhook was lost. Replacement methods being saved (setups) are finished
+too: the method saved once, Mollie's verification payment paid back once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.jobs import Progress, brussels_cron, register_job
 from subscriptions import payments
-from subscriptions.models import Payment
+from subscriptions.models import MethodSetup, Payment
 from subscriptions.providers.base import ProviderError
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,35 @@ def reconcile_payments(progress: Progress) -> ReconcileResult:
         payment = db.session.get(Payment, payment_id)
         if (payment.state, len(payment.refunds), len(payment.chargebacks)) != before:
             result.changed += 1
+    _finish_setups(result)
     return result
+
+
+def _finish_setups(result: ReconcileResult) -> None:
+    setup_ids = payments.setups_to_reconcile()
+    db.session.rollback()
+    for setup_id in setup_ids:
+        setup = db.session.get(MethodSetup, setup_id)
+        if setup is None or not get_available(setup.provider):
+            continue
+        before = (setup.state, setup.refund_ref)
+        result.checked += 1
+        try:
+            payments.finish_setup(setup_id)
+            db.session.commit()
+        except ProviderError as error:
+            db.session.rollback()
+            result.unavailable += 1
+            log.warning("reconcile-payments: setup %s: %s", setup_id, error)
+            continue
+        except Exception:
+            db.session.rollback()
+            result.failed += 1
+            log.exception("reconcile-payments: setup %s failed", setup_id)
+            continue
+        setup = db.session.get(MethodSetup, setup_id)
+        if (setup.state, setup.refund_ref) != before:
+            result.changed += 1
 
 
 

@@ -260,6 +260,19 @@ def online_payment_providers() -> list:
     return [p for p in checkout_providers(current_app) if p.online]
 
 
+# How a payment was made, as the provider names it (Stripe and Mollie use their own words).
+METHOD_LABELS = {
+    "card": _l("card"), "creditcard": _l("card"), "bancontact": "Bancontact",
+    "sepa_debit": _l("SEPA direct debit"), "directdebit": _l("SEPA direct debit"),
+    "ideal": "iDEAL", "kbc": "KBC/CBC", "belfius": "Belfius",
+}
+
+
+@bp.app_template_filter("payment_method")
+def payment_method_label(code: str) -> str:
+    return str(METHOD_LABELS.get(code, code or ""))
+
+
 @bp.app_template_global()
 def saved_payment_method(user) -> Mandate | None:
     return payments.mandate_of(user) if user.is_authenticated else None

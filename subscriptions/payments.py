@@ -38,6 +38,7 @@ from subscriptions.models import (
     Chargeback,
     Mandate,
     MandateState,
+    MethodSetup,
     Order,
     Payment,
     ProviderEvent,
@@ -54,12 +55,23 @@ from subscriptions.providers.base import (
     ProviderUnavailable,
     SavedMethod,
 )
-from subscriptions.states import OrderState, PaymentState
+from subscriptions.states import OrderState, PaymentState, SubscriptionState
 
 log = logging.getLogger(__name__)
 
 OPEN_STATES = (PaymentState.OPEN, PaymentState.PENDING)
 ENDED_STATES = (PaymentState.FAILED, PaymentState.CANCELLED, PaymentState.EXPIRED)
+# `payment.last_error` of money that arrived for an order that no longer wanted it: paid
+# back automatically through the provider (SURPLUS), done (SURPLUS_REFUNDED).
+SURPLUS = "paid_after_close"
+SURPLUS_REFUNDED = "paid_after_close_refunded"
+# A chargeback the provider reports as undone: Stripe dispute won / funds reinstated,
+# Mollie `reversedAt`.
+REVERSED_STATUSES = frozenset({"won", "reversed", "funds_reinstated"})
+
+
+def is_surplus(payment: Payment) -> bool:
+    return payment.last_error in (SURPLUS, SURPLUS_REFUNDED)
 
 
 def online_provider_names() -> list[str]:
@@ -81,7 +93,11 @@ def open_online_payment(order: Order, provider, *, buyer: User, save_method: boo
     does not answer, the order is placed all the same: the buyer lands on the payment page,
     which says so and offers to try again."""
     payment = _new_attempt(order, provider.name, save_method=save_method)
-    services.issue_invoice(order, actor=buyer)
+    invoice = services.issue_invoice(order, actor=buyer)
+    # The same confirmation as a bank transfer's (the template says how this order is paid):
+    # the buyer has the order, its invoice and a way back to pay even if they leave the
+    # provider's page.
+    services._mail_order_confirmation(order, invoice)
     started = start_online_payment(payment)
     return services.PlacedOrder(order, go_url(payment) if started else return_url(payment))
 
@@ -210,21 +226,23 @@ def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Paymen
     if snapshot.method and payment.method != snapshot.method[:32]:
         payment.method = snapshot.method[:32]
     target = snapshot.state
-    if target == PaymentState.PAID and payment.state in OPEN_STATES:
+    if target == PaymentState.PAID and payment.state != PaymentState.PAID:
+        # A failed payment paid after all (a card retried on the same page) still pays an
+        # order that waits for it.
         if order.state == OrderState.AWAITING_PAYMENT:
             services.record_payment(order, provider_name=payment.provider, actor=None,
                                     payment=payment, provider_ref=payment.provider_ref,
                                     note=snapshot.method)
         else:
             _paid_after_close(order, payment)
-    elif target == PaymentState.PAID and payment.state in ENDED_STATES:
-        _paid_after_close(order, payment)
     elif target == PaymentState.PENDING and payment.state == PaymentState.OPEN:
         services.move_payment(payment, PaymentState.PENDING, actor=None)
     elif target in ENDED_STATES and payment.state in OPEN_STATES:
         payment.last_error = snapshot.failure_reason[:300]
         services.move_payment(payment, target, actor=None, reason=snapshot.failure_reason)
     if payment.state == PaymentState.PAID:
+        if payment.last_error == SURPLUS:
+            _refund_surplus(payment)  # again, if the provider did not answer last time
         for refund in snapshot.refunds:
             _record_refund(payment, refund, actor=None)
         for chargeback in snapshot.chargebacks:
@@ -238,15 +256,60 @@ def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Paymen
 
 
 def _paid_after_close(order: Order, payment: Payment) -> None:
-    """Money arrived for an order that was paid otherwise, expired or cancelled: the
-    coordinator must pay it back (shown on the order in the back office)."""
-    if payment.last_error == "paid_after_close":
+    """Money arrived for an order that was paid by another payment, expired or cancelled.
+
+    We never keep it silently, and we do not fulfil it either: an expired or cancelled
+    order has its invoice credited and its subscription ended (terminal states), and an
+    order paid twice needs nothing more. So the payment is recorded as paid (the money did
+    arrive: the figures show it in and out) and paid back in full through its provider at
+    once, without a credit note (its money was never the invoice's). The buyer is mailed,
+    the audit log and the order's page in the back office show it."""
+    if payment.state != PaymentState.PAID:
+        payment.paid_at = now_utc()
+        payment.received_on = services.today_brussels()
+        services.move_payment(payment, PaymentState.PAID, actor=None,
+                              reason="paid after the order was closed")
+    if is_surplus(payment):
         return
-    payment.last_error = "paid_after_close"
-    log.warning("payment %s paid at %s after order %s was %s", payment.id, payment.provider,
-                order.id, order.state.value)
+    payment.last_error = SURPLUS
+    log.warning("payment %s paid at %s after order %s was %s: paying it back", payment.id,
+                payment.provider, order.id, order.state.value)
     audit.record("payment.paid_after_close", "payment", payment.id, actor=None,
                  order=order.id, order_state=order.state.value)
+    db.session.flush()
+    _refund_surplus(payment)
+
+
+def _refund_surplus(payment: Payment) -> Refund | None:
+    """Pay back, through the provider, what is left of a payment its order did not want.
+    The key is derived from the payment, so a second try (the next webhook, the reconcile
+    job) is the same refund at the provider, recorded once by its id. Called under the
+    order's lock."""
+    amount = payment.refundable_cents
+    if amount <= 0:
+        payment.last_error = SURPLUS_REFUNDED
+        return None
+    order = payment.order
+    with force_locale(order.locale):
+        text = _("Paid after order %(ref)s was closed or paid: paid back automatically",
+                 ref=order.reference)
+    try:
+        result = get_provider(payment.provider).refund(
+            payment, amount, reason=text, idempotency_key=f"surplus-payment-{payment.id}")
+    except ProviderError as error:
+        # Kept as SURPLUS: the next webhook or the reconcile job tries again.
+        log.warning("payment %s: automatic refund failed: %s", payment.id, error)
+        audit.record("payment.surplus_refund_failed", "payment", payment.id, actor=None,
+                     error=str(error)[:300])
+        return None
+    refund = _record_refund(payment, ProviderMoney(result.provider_ref or "",
+                                                   result.amount_cents),
+                            actor=None, reason=text, mail="payments_surplus_refunded")
+    payment.last_error = SURPLUS_REFUNDED
+    audit.record("payment.surplus_refunded", "payment", payment.id, actor=None,
+                 amount_cents=result.amount_cents, provider_ref=result.provider_ref)
+    db.session.flush()
+    return refund
 
 
 def record_event(provider: str, event_ref: str, kind: str, payment_id: int | None) -> bool:
@@ -270,9 +333,10 @@ def record_event(provider: str, event_ref: str, kind: str, payment_id: int | Non
 # ---------------------------------------------------------------- refunds and chargebacks
 
 def _record_refund(payment: Payment, money: ProviderMoney, *, actor: User | None,
-                   reason: str = "") -> Refund | None:
-    """Record a refund once by its provider id, credit the invoice for it and tell the
-    buyer. Called with the order locked."""
+                   reason: str = "", mail: str = "payments_refunded") -> Refund | None:
+    """Record a refund once by its provider id, credit the invoice for it (not for money
+    the order never wanted: a surplus payment) and tell the buyer. Called with the order
+    locked."""
     if money.provider_ref and db.session.scalar(sa.select(Refund.id).where(
             Refund.provider == payment.provider, Refund.provider_ref == money.provider_ref)):
         return None
@@ -283,7 +347,7 @@ def _record_refund(payment: Payment, money: ProviderMoney, *, actor: User | None
     db.session.add(refund)
     db.session.flush()
     invoice = order.invoice
-    if invoice is not None:
+    if invoice is not None and not is_surplus(payment):
         left = invoice.total_cents - sum(note.total_cents for note in invoice.credit_notes)
         amount = min(money.amount_cents, left)
         if amount > 0:
@@ -295,7 +359,7 @@ def _record_refund(payment: Payment, money: ProviderMoney, *, actor: User | None
             refund.credit_note_id = note.id
     audit.record("payment.refunded", "payment", payment.id, actor=actor,
                  amount_cents=money.amount_cents, provider_ref=money.provider_ref)
-    queue_mail(order.billing_email, "payments_refunded", key=f"refund:{refund.id}",
+    queue_mail(order.billing_email, mail, key=f"refund:{refund.id}",
                locale=order.locale, order=order, refund=refund,
                order_url=external_url("subscriptions.order_detail", order_id=order.id))
     db.session.flush()
@@ -303,24 +367,120 @@ def _record_refund(payment: Payment, money: ProviderMoney, *, actor: User | None
 
 
 def _record_chargeback(payment: Payment, money: ProviderMoney) -> Chargeback | None:
-    if db.session.scalar(sa.select(Chargeback.id).where(
-            Chargeback.provider == payment.provider,
-            Chargeback.provider_ref == money.provider_ref)):
-        return None
-    chargeback = Chargeback(payment_id=payment.id, provider=payment.provider,
-                            provider_ref=money.provider_ref, amount_cents=money.amount_cents,
-                            reason=money.reason[:300])
-    db.session.add(chargeback)
+    """Record a chargeback once by its provider id (called under the order's lock). A
+    chargeback of what paid the order reopens the order and suspends its subscriptions
+    (`_suspend_for_chargeback`); one the provider reports as reversed is undone once
+    (`_reverse_chargeback`). Returns the chargeback when it is new."""
+    chargeback = db.session.scalar(sa.select(Chargeback).where(
+        Chargeback.provider == payment.provider,
+        Chargeback.provider_ref == money.provider_ref))
+    new = chargeback is None
+    reversed_now = money.status in REVERSED_STATUSES
+    if new:
+        chargeback = Chargeback(payment_id=payment.id, provider=payment.provider,
+                                provider_ref=money.provider_ref,
+                                amount_cents=money.amount_cents, reason=money.reason[:300])
+        db.session.add(chargeback)
+        db.session.flush()
+        audit.record("payment.charged_back", "payment", payment.id, actor=None,
+                     amount_cents=money.amount_cents, provider_ref=money.provider_ref,
+                     reason=money.reason)
+        if not reversed_now:
+            _suspend_for_chargeback(payment, chargeback)
+        queue_mail(current_app.config["PUBLISHER_EMAIL"], "payments_chargeback",
+                   key=f"chargeback:{chargeback.id}", locale="nl_BE", order=payment.order,
+                   chargeback=chargeback,
+                   order_url=external_url("subscriptions_office.order",
+                                          order_id=payment.order_id))
+    if reversed_now:
+        _reverse_chargeback(chargeback)
+    return chargeback if new else None
+
+
+def _suspend_for_chargeback(payment: Payment, chargeback: Chargeback) -> None:
+    """The bank took back what paid the order: the order is owed again (a new due date, a
+    pay link mailed to the buyer), and the subscriptions it started go back to pending
+    payment, so no issues are sent until it is paid again or the chargeback is reversed.
+
+    Left alone (the coordinator sees the chargeback and its mail): a partial chargeback,
+    the chargeback of money we paid back anyway (a surplus payment), and a renewal's order
+    (its subscription was started by another order; the renewal term stays)."""
+    order = payment.order
+    if is_surplus(payment) or order.state != OrderState.PAID or payment.refundable_cents > 0:
+        return
+    services.move_order(order, OrderState.AWAITING_PAYMENT, actor=None,
+                        reason="chargeback", chargeback=chargeback.provider_ref)
+    order.paid_at = None
+    order.reminder_sent_at = None
+    order.expires_at = now_utc() + timedelta(days=current_app.config["ORDER_PAYMENT_DAYS"])
+    for subscription in order.subscriptions:
+        if subscription.state in (SubscriptionState.ACTIVE, SubscriptionState.CANCELLED):
+            services.move_subscription(subscription, SubscriptionState.PENDING_PAYMENT,
+                                       actor=None, reason="chargeback",
+                                       chargeback=chargeback.provider_ref)
+    chargeback.reopened_order = True
+    queue_mail(order.billing_email, "payments_chargeback_customer",
+               key=f"chargeback-customer:{chargeback.id}", locale=order.locale,
+               order=order, chargeback=chargeback,
+               due_date=order.expires_at,
+               order_url=external_url("subscriptions.order_detail", order_id=order.id))
     db.session.flush()
-    audit.record("payment.charged_back", "payment", payment.id, actor=None,
-                 amount_cents=money.amount_cents, provider_ref=money.provider_ref,
-                 reason=money.reason)
-    queue_mail(current_app.config["PUBLISHER_EMAIL"], "payments_chargeback",
-               key=f"chargeback:{chargeback.id}", locale="nl_BE", order=payment.order,
+
+
+def _reverse_chargeback(chargeback: Chargeback) -> Chargeback | None:
+    """The chargeback was undone (dispute won, funds reinstated, Mollie `reversedAt`): a
+    reversal row gives the money back to the figures (once: unique per chargeback), and an
+    order it reopened is paid again and its subscriptions run again. Had the buyer paid a
+    second time meanwhile, that second payment is paid back (the money is there twice)."""
+    if chargeback.is_reversal or db.session.scalar(sa.select(Chargeback.id).where(
+            Chargeback.reversal_of_id == chargeback.id)):
+        return None
+    payment = chargeback.payment
+    reversal = Chargeback(payment_id=payment.id, provider=chargeback.provider,
+                          provider_ref=f"{chargeback.provider_ref}:reversed"[:100],
+                          amount_cents=-chargeback.amount_cents, reason="reversed",
+                          reversal_of_id=chargeback.id)
+    db.session.add(reversal)
+    db.session.flush()
+    audit.record("payment.chargeback_reversed", "payment", payment.id, actor=None,
+                 amount_cents=chargeback.amount_cents, provider_ref=chargeback.provider_ref)
+    order = payment.order
+    if not chargeback.reopened_order:
+        return reversal
+    if order.state == OrderState.AWAITING_PAYMENT:
+        for other in order.payments:
+            if other is not payment and other.state in OPEN_STATES:
+                if other.state == PaymentState.OPEN and other.provider_ref:
+                    cancel_at_provider(other)
+                services.move_payment(other, PaymentState.CANCELLED, actor=None,
+                                      reason="chargeback reversed")
+        services.move_order(order, OrderState.PAID, actor=None, reason="chargeback reversed")
+        order.paid_at = payment.paid_at
+        for subscription in order.subscriptions:
+            if subscription.state == SubscriptionState.PENDING_PAYMENT:
+                services.activate_subscription(subscription, actor=None)
+                if not (subscription.auto_renew or subscription.is_gift
+                        or subscription.complimentary):
+                    services.move_subscription(subscription, SubscriptionState.CANCELLED,
+                                               actor=None, reason="auto-renew off")
+    elif order.state == OrderState.PAID:
+        for other in order.payments:
+            if other is not payment and other.state == PaymentState.PAID \
+                    and not is_surplus(other):
+                other.last_error = SURPLUS
+                audit.record("payment.paid_after_close", "payment", other.id, actor=None,
+                             order=order.id, order_state="paid twice (chargeback reversed)")
+                _refund_surplus(other)
+    else:
+        # Expired or cancelled meanwhile: the money came back for a closed order.
+        payment.last_error = SURPLUS
+        _refund_surplus(payment)
+    queue_mail(order.billing_email, "payments_chargeback_reversed",
+               key=f"chargeback-reversed:{chargeback.id}", locale=order.locale, order=order,
                chargeback=chargeback,
-               order_url=external_url("subscriptions_office.order",
-                                      order_id=payment.order_id))
-    return chargeback
+               order_url=external_url("subscriptions.order_detail", order_id=order.id))
+    db.session.flush()
+    return reversal
 
 
 def record_chargeback(payment_id: int, money: ProviderMoney) -> Chargeback | None:
@@ -457,11 +617,16 @@ def start_method_replacement(user: User, provider_name: str) -> tuple[str, str]:
             customer_ref=same[-1].customer_ref if same else None,
             key=f"setup-user-{user.id}-{secrets.token_hex(8)}",
             return_url=external_url("payments.method_return"),
-            cancel_url=external_url("core.account"))
+            cancel_url=external_url("core.account"),
+            metadata={"user_id": user.id})
     except ProviderError as error:
         log.warning("method replacement for user %s: %s", user.id, error)
         raise DomainError(_("The payment service does not answer at the moment. Try again "
                             "in a few minutes.")) from error
+    # Kept, so the webhook and the reconcile job can save the method too (not only the
+    # browser's return, which may never come).
+    db.session.add(MethodSetup(user_id=user.id, provider=provider_name, reference=reference))
+    db.session.flush()
     audit.record("mandate.setup_started", "user", user.id, actor=user,
                  provider=provider_name, reference=reference)
     return url, reference
@@ -471,16 +636,75 @@ def finish_method_replacement(user: User, provider_name: str, reference: str) ->
     """Back from the provider: save the new method (once) if the setup went through."""
     if provider_name not in online_provider_names():
         return None
+    setup = setup_by_reference(provider_name, reference)
+    if setup is None or setup.user_id != user.id:
+        return None
     try:
-        saved = get_provider(provider_name).fetch_setup(reference)
+        return finish_setup(setup.id)
     except ProviderUnavailable as error:
         raise DomainError(_("The payment service does not answer at the moment. Try again "
                             "in a few minutes.")) from error
     except ProviderError:
         return None
-    if saved is None:
-        return None
-    return _save_mandate(user.id, provider_name, saved)
+
+
+def setup_by_reference(provider_name: str, reference: str) -> MethodSetup | None:
+    return db.session.scalar(sa.select(MethodSetup).where(
+        MethodSetup.provider == provider_name, MethodSetup.reference == reference))
+
+
+SETUP_DAYS = 2  # an unfinished setup older than this is given up
+
+
+def finish_setup(setup_id: int) -> Mandate | None:
+    """Save the method of a replacement setup once it went through: from the browser's
+    return, the provider's webhook or the reconcile job, whichever comes first (the row is
+    locked, so the others find it done). Mollie's verification payment is then paid back:
+    it bought nothing, so it has no invoice, and keeping two cents would need one.
+    Raises ProviderError when the provider cannot be asked."""
+    provider_name = db.session.scalar(sa.select(MethodSetup.provider)
+                                      .where(MethodSetup.id == setup_id))
+    provider = get_provider(provider_name)
+    reference = db.session.scalar(sa.select(MethodSetup.reference)
+                                  .where(MethodSetup.id == setup_id))
+    saved = provider.fetch_setup(reference)  # asked before the lock
+    ended = saved is None and provider.setup_ended(reference)
+    # The lock: a no-op write (SQLite's write lock) and SELECT … FOR UPDATE (PostgreSQL).
+    db.session.execute(sa.update(MethodSetup).where(MethodSetup.id == setup_id)
+                       .values(state=MethodSetup.state)
+                       .execution_options(synchronize_session=False))
+    setup = db.session.scalar(sa.select(MethodSetup).where(MethodSetup.id == setup_id)
+                              .with_for_update().execution_options(populate_existing=True))
+    mandate = db.session.get(Mandate, setup.mandate_id) if setup.mandate_id else None
+    if setup.state == "open" and saved is not None:
+        mandate = _save_mandate(setup.user_id, provider_name, saved)
+        setup.state, setup.mandate_id, setup.finished_at = "saved", mandate.id, now_utc()
+        audit.record("mandate.setup_finished", "user", setup.user_id, actor=None,
+                     provider=provider_name, reference=reference, mandate=mandate.id)
+    elif setup.state == "open" and (ended or setup.created_at
+                                    < now_utc() - timedelta(days=SETUP_DAYS)):
+        setup.state, setup.finished_at = "ended", now_utc()
+    if setup.state == "saved" and not setup.refund_ref and hasattr(provider, "refund_setup"):
+        try:
+            setup.refund_ref = provider.refund_setup(reference)
+            audit.record("mandate.verification_refunded", "user", setup.user_id, actor=None,
+                         provider=provider_name, reference=reference,
+                         refund=setup.refund_ref)
+        except ProviderError as error:  # the reconcile job tries again
+            log.warning("verification payment %s not paid back yet: %s", reference, error)
+    db.session.flush()
+    return mandate
+
+
+def setups_to_reconcile(limit: int = 1000) -> list[int]:
+    """Setups still open, and Mollie verification payments not paid back yet."""
+    return list(db.session.scalars(
+        sa.select(MethodSetup.id).where(
+            MethodSetup.provider.in_(online_provider_names()),
+            sa.or_(MethodSetup.state == "open",
+                   sa.and_(MethodSetup.state == "saved", MethodSetup.provider == "mollie",
+                           MethodSetup.refund_ref.is_(None))))
+        .order_by(MethodSetup.id).limit(limit)))
 
 
 # ---------------------------------------------------------------- off-session charges

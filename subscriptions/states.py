@@ -39,12 +39,16 @@ SUBSCRIPTION_TRANSITIONS: dict[SubscriptionState, frozenset[SubscriptionState]] 
     SubscriptionState.PENDING_PAYMENT: frozenset(
         {SubscriptionState.ACTIVE, SubscriptionState.EXPIRED}
     ),
-    SubscriptionState.ACTIVE: frozenset({SubscriptionState.GRACED, SubscriptionState.CANCELLED}),
+    # A chargeback of the payment that started it suspends it until paid again (or the
+    # chargeback is reversed): back to pending payment, and no issues in the meantime.
+    SubscriptionState.ACTIVE: frozenset({SubscriptionState.GRACED, SubscriptionState.CANCELLED,
+                                         SubscriptionState.PENDING_PAYMENT}),
     # A renewal paid during grace brings the subscription back.
     SubscriptionState.GRACED: frozenset({SubscriptionState.LAPSED, SubscriptionState.ACTIVE}),
     SubscriptionState.LAPSED: frozenset(),
     # Turning auto-renew back on before the last issue undoes the cancellation.
-    SubscriptionState.CANCELLED: frozenset({SubscriptionState.ACTIVE}),
+    SubscriptionState.CANCELLED: frozenset({SubscriptionState.ACTIVE,
+                                            SubscriptionState.PENDING_PAYMENT}),
     SubscriptionState.EXPIRED: frozenset(),
 }
 
@@ -52,7 +56,8 @@ ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     OrderState.AWAITING_PAYMENT: frozenset(
         {OrderState.PAID, OrderState.EXPIRED, OrderState.CANCELLED}
     ),
-    OrderState.PAID: frozenset(),
+    # A chargeback took the money back: the order is owed again (a pay link is mailed).
+    OrderState.PAID: frozenset({OrderState.AWAITING_PAYMENT}),
     OrderState.EXPIRED: frozenset(),
     OrderState.CANCELLED: frozenset(),
 }
@@ -67,9 +72,11 @@ PAYMENT_TRANSITIONS: dict[PaymentState, frozenset[PaymentState]] = {
     ),
     # Refunds and chargebacks are their own records against a paid payment.
     PaymentState.PAID: frozenset(),
-    PaymentState.FAILED: frozenset(),
-    PaymentState.CANCELLED: frozenset(),
-    PaymentState.EXPIRED: frozenset(),
+    # Money may arrive after all (a card retried on the same Stripe page, a bank that pays
+    # late): the payment is paid; if its order no longer wants it, it is paid back.
+    PaymentState.FAILED: frozenset({PaymentState.PAID}),
+    PaymentState.CANCELLED: frozenset({PaymentState.PAID}),
+    PaymentState.EXPIRED: frozenset({PaymentState.PAID}),
 }
 
 # Subscriptions that still receive issues (dispatch, the account page).

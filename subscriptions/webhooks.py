@@ -70,14 +70,24 @@ def _handle_stripe_event(provider, event) -> str:
     if not payments.record_event("stripe", event.id, event.type, payment_id):
         return "duplicate"
     payment = db.session.get(Payment, payment_id) if payment_id else None
+    if payment is None and event.type.startswith("checkout.session."):
+        # A replacement method saved in setup mode (no payment of ours): saved once here,
+        # whichever of this, the browser's return or the reconcile job comes first.
+        setup = payments.setup_by_reference("stripe", event.data.object.id)
+        if setup is not None:
+            payments.finish_setup(setup.id)
+            return "method"
     if payment is None or payment.provider != "stripe":
         return "ignored"
     if event.type.startswith("charge.dispute."):
-        # Disputes are read from the verified event (the payment intent has no list of them).
+        # Disputes are read from the verified event (the payment intent has no list of
+        # them). A dispute closed as won, or its funds reinstated, reverses the chargeback.
         dispute = event.data.object
+        status = getattr(dispute, "status", "") or ""
+        if event.type == "charge.dispute.funds_reinstated":
+            status = "funds_reinstated"
         payments.record_chargeback(payment.id, ProviderMoney(
-            dispute.id, dispute.amount, getattr(dispute, "status", "") or "",
-            getattr(dispute, "reason", "") or ""))
+            dispute.id, dispute.amount, status, getattr(dispute, "reason", "") or ""))
         return "chargeback"
     payments.sync_payment(payment)
     return "applied"
@@ -118,9 +128,16 @@ def _handle_mollie_notification(provider, reference: str) -> str:
                 and candidate.provider_ref in (None, reference):
             payment = candidate
     if payment is None:
+        setup = payments.setup_by_reference("mollie", reference)
+        if setup is not None:
+            # A verification payment for a replacement method: saved, and paid back, once.
+            payments.finish_setup(setup.id)
+            return "method"
         return "ignored"
+    reversed_count = sum(1 for c in snapshot.chargebacks
+                         if c.status in payments.REVERSED_STATUSES)
     event_ref = (f"{reference}:{snapshot.state.value}:r{len(snapshot.refunds)}"
-                 f":c{len(snapshot.chargebacks)}")
+                 f":c{len(snapshot.chargebacks)}:v{reversed_count}")
     if not payments.record_event("mollie", event_ref, snapshot.state.value, payment.id):
         return "duplicate"
     if payment.provider_ref is None:

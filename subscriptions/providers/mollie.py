@@ -161,7 +161,8 @@ class MollieProvider:
                 if r.status not in REFUND_VOID)
         if found.has_chargebacks():
             chargebacks = tuple(
-                ProviderMoney(c.id, from_mollie(c.amount), "",
+                ProviderMoney(c.id, from_mollie(c.amount),
+                              "reversed" if c.reversed_at else "",
                               ((c.reason or {}).get("description") or "")
                               if isinstance(c.reason, dict) else str(c.reason or ""))
                 for c in self._call("chargebacks", found.chargebacks.list))
@@ -224,7 +225,8 @@ class MollieProvider:
     SETUP_CENTS = 2  # Bancontact's minimum
 
     def start_setup(self, *, email: str, name: str, customer_ref: str | None, key: str,
-                    return_url: str, cancel_url: str) -> tuple[str, str, str]:
+                    return_url: str, cancel_url: str,
+                    metadata: dict | None = None) -> tuple[str, str, str]:
         client = self._client()
         if not customer_ref:
             customer_ref = self._call("customer", client.customers.create,
@@ -235,7 +237,8 @@ class MollieProvider:
             "description": "Kinderopvang Magazine: payment method for renewals",
             "redirectUrl": return_url, "cancelUrl": cancel_url, "method": METHODS,
             "sequenceType": "first", "customerId": customer_ref,
-            "metadata": {"setup": True},
+            "webhookUrl": self._webhook_url(),
+            "metadata": {"setup": True, **(metadata or {})},
         }, idempotency_key=key)
         return created.id, created.checkout_url, customer_ref
 
@@ -243,16 +246,27 @@ class MollieProvider:
         found = self._call("setup payment", self._client().payments.get, reference)
         if found.status != "paid" or not found.mandate_id:
             return None
-        saved = self._saved_method(found.customer_id, self._call("mandate", found.get_mandate))
-        if saved is not None and not found.has_refunds():
-            try:
-                self._call("refund", found.refunds.create,
-                           {"amount": found.amount, "description": "Verification"},
-                           idempotency_key=f"setup-refund-{reference}")
-            except (ProviderRefused, ProviderUnavailable) as error:
-                log.warning("mollie: verification payment %s not refunded: %s", reference,
-                            error)
-        return saved
+        return self._saved_method(found.customer_id, self._call("mandate", found.get_mandate))
+
+    def setup_ended(self, reference: str) -> bool:
+        """The verification payment can no longer be paid (failed, cancelled, expired)."""
+        found = self._call("setup payment", self._client().payments.get, reference)
+        return found.status in ("failed", "canceled", "expired")
+
+    def refund_setup(self, reference: str) -> str:
+        """Pay the verification payment back (it bought nothing, so it has no invoice);
+        the key makes a second call the same refund. Returns the refund's id."""
+        client = self._client()
+        found = self._call("setup payment", client.payments.get, reference)
+        if found.has_refunds():
+            existing = [r for r in self._call("refunds", found.refunds.list)
+                        if r.status not in REFUND_VOID]
+            if existing:
+                return existing[0].id
+        refund = self._call("refund", found.refunds.create,
+                            {"amount": found.amount, "description": "Verification"},
+                            idempotency_key=f"setup-refund-{reference}")
+        return refund.id
 
     def revoke_mandate(self, *, customer_ref: str, mandate_ref: str) -> None:
         client = self._client()

@@ -152,12 +152,29 @@ class StripeProvider:
         if payment.save_method and state in (PaymentState.PAID, PaymentState.PENDING) \
                 and customer:
             saved = self._saved_method(client, customer, _id(intent.payment_method))
-        method = ""
+        method = payment.method or ""
+        if not method and state != PaymentState.OPEN:
+            method = self._method_used(client, intent)
         error = getattr(intent, "last_payment_error", None)
         return ProviderPayment(state, method=method, intent_ref=intent_id, refunds=refunds,
                                saved_method=saved,
                                failure_reason=getattr(error, "message", "") or "" if error
                                else "")
+
+    def _method_used(self, client, intent) -> str:
+        """How the buyer actually paid (card, bancontact, sepa_debit): the charge's
+        `payment_method_details.type`; else the payment method's type."""
+        charge_id = _id(getattr(intent, "latest_charge", None))
+        if charge_id:
+            charge = self._call("charge", client.v1.charges.retrieve, charge_id)
+            details = getattr(charge, "payment_method_details", None)
+            if details is not None and getattr(details, "type", None):
+                return details.type
+        method_id = _id(getattr(intent, "payment_method", None))
+        if method_id:
+            return self._call("payment method", client.v1.payment_methods.retrieve,
+                              method_id).type or ""
+        return ""
 
     def _saved_method(self, client, customer: str, method_id: str | None) -> SavedMethod | None:
         method = None
@@ -229,7 +246,8 @@ class StripeProvider:
                             intent.status)
 
     def start_setup(self, *, email: str, name: str, customer_ref: str | None, key: str,
-                    return_url: str, cancel_url: str) -> tuple[str, str, str]:
+                    return_url: str, cancel_url: str,
+                    metadata: dict | None = None) -> tuple[str, str, str]:
         """Save a new method without a payment (Checkout in setup mode): returns the
         session id, its page and the Customer it is saved on."""
         client = self._client()
@@ -242,6 +260,7 @@ class StripeProvider:
             "mode": "setup", "currency": "eur", "customer": customer_ref,
             "payment_method_types": ["card", "sepa_debit"],
             "success_url": return_url, "cancel_url": cancel_url,
+            "metadata": {k: str(v) for k, v in (metadata or {}).items()},
         }, options={"idempotency_key": key})
         return session.id, session.url, customer_ref
 
@@ -257,6 +276,12 @@ class StripeProvider:
             return None
         return self._saved_method(client, _id(session.customer) or _id(intent.customer),
                                   _id(intent.payment_method))
+
+    def setup_ended(self, reference: str) -> bool:
+        """The setup session can no longer be completed."""
+        session = self._call("setup session", self._client().v1.checkout.sessions.retrieve,
+                             reference)
+        return session.status == "expired"
 
     def revoke_mandate(self, *, customer_ref: str, mandate_ref: str) -> None:
         try:

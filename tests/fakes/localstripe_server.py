@@ -12,6 +12,7 @@ or gets wrong, each marked below:
 - refunds are limited to what is left on the charge, and send `charge.refunded`;
 - `Idempotency-Key` on POST, as Stripe does;
 - faults injected by tests (`POST /_config/faults`) and a full reset (`POST /_config/reset`);
+- `payment_method_details.type` on charges (Bancontact through Checkout says `bancontact`);
 - Checkout Sessions (payment and setup mode, `price_data` line items) with a hosted test
   page at `/_checkout/{id}` and the `checkout.session.*` events.
 """
@@ -71,6 +72,20 @@ tolerate(PaymentIntent,
                  "statement_descriptor", "statement_descriptor_suffix"),
          dropped=("return_url", "mandate_data"))
 tolerate(resources.Refund, echoed=("reason",))
+
+
+# ---- how a charge was paid (`payment_method_details`, which localstripe leaves out) -------
+
+charge_init = resources.Charge.__init__
+
+
+def charge_with_method_details(self, *args, **kwargs):
+    charge_init(self, *args, **kwargs)
+    method = PaymentMethod._api_retrieve(self.payment_method)
+    self.payment_method_details = {"type": method.type}
+
+
+resources.Charge.__init__ = charge_with_method_details
 
 
 # ---- listing a customer's payment methods of any type ------------------------------------
@@ -276,6 +291,8 @@ class CheckoutSession(StripeObject):
             if method == "bancontact":
                 # Bancontact is confirmed at once (only SEPA debit takes days).
                 intent.latest_charge.status = "succeeded"
+                intent.latest_charge.payment_method_details = {
+                    "type": "bancontact", "bancontact": {"iban_last4": TEST_IBAN[-4:]}}
             self.payment_status = "paid" if intent.status == "succeeded" else "unpaid"
         self.status = "complete"
         schedule_webhook(Event("checkout.session.completed", self))

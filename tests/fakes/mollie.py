@@ -24,7 +24,8 @@ Supported (HTTP):
 - a checkout page at `_links.checkout.href` (choose a method and the outcome, like
   Mollie's test mode page), which sends the webhook and redirects to `redirectUrl`.
 
-Test controls are plain methods: `set_status`, `trigger_chargeback`, `invalidate_mandate`,
+Test controls are plain methods: `set_status`, `trigger_chargeback`, `reverse_chargeback`,
+`invalidate_mandate`,
 `set_refund_status`, `fail_next`, `hang_next`, `send_webhook`, `payments_created`, `reset`.
 
 Not supported: orders, subscriptions (`sub_`), payment links, captures/authorizations,
@@ -206,6 +207,7 @@ class Chargeback:
     amount: int
     currency: str
     reason: dict[str, str]
+    reversed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,15 @@ class FakeMollie:
         if notify:
             self.send_webhook(payment_id)
         return chargeback.id
+
+    def reverse_chargeback(self, chargeback_id: str, *, notify: bool = False) -> None:
+        """The chargeback is undone (the merchant won): `reversedAt` is set and the money
+        counts as the payment's again."""
+        with self._lock:
+            chargeback = self._get(self.chargebacks, chargeback_id, "chargeback")
+            chargeback.reversed_at = now_utc()
+        if notify:
+            self.send_webhook(chargeback.payment_id)
 
     def invalidate_mandate(self, mandate_id: str) -> None:
         """The consumer revokes the mandate at their bank (or the card expires)."""
@@ -736,7 +747,8 @@ class FakeMollie:
     def _amounts(self, payment: Payment) -> tuple[int, int]:
         refunded = sum(self.refunds[r].amount for r in payment.refund_ids
                        if self.refunds[r].status not in REFUND_RELEASED)
-        charged_back = sum(self.chargebacks[c].amount for c in payment.chargeback_ids)
+        charged_back = sum(self.chargebacks[c].amount for c in payment.chargeback_ids
+                           if self.chargebacks[c].reversed_at is None)
         return refunded, charged_back
 
     def _payment_json(self, payment: Payment) -> dict[str, Any]:
@@ -887,7 +899,7 @@ class FakeMollie:
             "settlementAmount": money(-chargeback.amount, chargeback.currency),
             "createdAt": timestamp(chargeback.created_at),
             "reason": chargeback.reason,
-            "reversedAt": None,
+            "reversedAt": timestamp(chargeback.reversed_at),
             "paymentId": chargeback.payment_id,
             "_links": {
                 "self": self._link(f"payments/{chargeback.payment_id}/chargebacks/"

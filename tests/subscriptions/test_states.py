@@ -28,6 +28,8 @@ def test_subscription_transitions_are_exactly_the_design():
         (S.ACTIVE, S.GRACED), (S.GRACED, S.LAPSED), (S.ACTIVE, S.CANCELLED),
         # Our additions: a renewal paid in grace, and auto-renew turned back on.
         (S.GRACED, S.ACTIVE), (S.CANCELLED, S.ACTIVE),
+        # A chargeback of the payment that started it suspends it until paid again.
+        (S.ACTIVE, S.PENDING_PAYMENT), (S.CANCELLED, S.PENDING_PAYMENT),
     }
 
 
@@ -38,6 +40,8 @@ def test_payment_transitions_are_exactly_the_design():
     assert _pairs(PAYMENT_TRANSITIONS) == (
         {(P.OPEN, P.PENDING)} | {(P.OPEN, end) for end in ends}
         | {(P.PENDING, end) for end in ends}
+        # Money arriving after all (paid back when the order no longer wants it).
+        | {(P.FAILED, P.PAID), (P.CANCELLED, P.PAID), (P.EXPIRED, P.PAID)}
     )
 
 
@@ -47,4 +51,6 @@ def test_order_transitions():
     assert _pairs(ORDER_TRANSITIONS) == {
         (O.AWAITING_PAYMENT, O.PAID), (O.AWAITING_PAYMENT, O.EXPIRED),
         (O.AWAITING_PAYMENT, O.CANCELLED),
+        # A chargeback: owed again.
+        (O.PAID, O.AWAITING_PAYMENT),
     }
