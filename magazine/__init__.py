@@ -89,6 +89,7 @@ def _register_models() -> None:
     # Every model module, so that metadata (and Alembic) sees all tables.
     import editorial.models  # noqa: F401
     import magazine.models  # noqa: F401
+    import subscriptions.fulfilment_models
     import subscriptions.models  # noqa: F401
 
 
@@ -113,3 +114,6 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(dispatch_office_bp)
     app.register_blueprint(dispatch_public_bp)
+    from subscriptions.late_payment_views import bp as late_payments_office_bp
+
+    app.register_blueprint(late_payments_office_bp)

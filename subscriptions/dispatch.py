@@ -40,15 +40,19 @@ from magazine.mail import queue_mail
 from magazine.models import User
 from magazine.roles import Role
 from magazine.urls import external_url
+from subscriptions.fulfilment_models import DispatchCopy, OrderDelivery
 from subscriptions.models import (
     DeliveryAddress,
     Dispatch,
     DispatchEntry,
     DispatchLine,
+    Order,
+    OrderLine,
     Plan,
+    SingleCopyOffer,
     Subscription,
 )
-from subscriptions.states import SubscriptionState
+from subscriptions.states import OrderState, SubscriptionState
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ CSV_HEADER = ["subscriber_number", "name", "organisation", "street", "house_numb
               "postcode", "city", "country_code", "copies"]
 SUMMARY_HEADER = ["country_code", "plan", "addresses", "copies"]
 STOCK_NUMBER = "STOCK"
+SINGLE_COPY_PLAN = "single-copy"  # the print run's name for single copies and back issues
 
 
 # ---------------------------------------------------------------- locking the list
@@ -117,6 +122,29 @@ def _applying_addresses(issue: Issue, token: str):
     )
 
 
+def _paid_single_copies(issue: Issue):
+    """(order_id, quantity) of the paid single-copy orders of `issue`."""
+    return (
+        sa.select(OrderLine.order_id, OrderLine.quantity)
+        .join(SingleCopyOffer, SingleCopyOffer.id == OrderLine.offer_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(SingleCopyOffer.issue_id == issue.id, OrderLine.kind == "single_copy",
+               Order.state == OrderState.PAID)
+        .subquery()
+    )
+
+
+def single_copies_from_stock(issue: Issue) -> list[tuple[Order, int]]:
+    """Single copies of a locked issue paid after its list was locked (back issues): not
+    on the mailing file, sent by the publisher from the stock copies. (order, copies)."""
+    paid = _paid_single_copies(issue)
+    return [tuple(row) for row in db.session.execute(
+        sa.select(Order, paid.c.quantity).join(paid, paid.c.order_id == Order.id)
+        .where(~sa.exists(sa.select(DispatchCopy.id).where(
+            DispatchCopy.order_id == Order.id)))
+        .order_by(Order.paid_at, Order.id))]
+
+
 def lock_mailing_list(issue: Issue, *, actor: User | None = None) -> LockResult:
     """Lock the mailing list of `issue` once (see the module's docstring)."""
     config = current_app.config
@@ -168,6 +196,23 @@ def lock_mailing_list(issue: Issue, *, actor: User | None = None) -> LockResult:
             .on_conflict_do_nothing()
         )
 
+        # Single copies of this issue paid by now: a line each, once (unique per order).
+        # Those paid after the lock go out from the stock (see `single_copies_from_stock`).
+        paid = _paid_single_copies(issue)
+        single_copies = (
+            sa.select(sa.literal(issue.id), paid.c.order_id, paid.c.quantity,
+                      OrderDelivery.name, OrderDelivery.organisation, OrderDelivery.street,
+                      OrderDelivery.postcode, OrderDelivery.city, OrderDelivery.country)
+            .select_from(paid)
+            .join(OrderDelivery, OrderDelivery.order_id == paid.c.order_id)
+        )
+        db.session.execute(
+            insert_ignoring_duplicates(DispatchCopy)
+            .from_select(["issue_id", "order_id", "copies", "name", "organisation", "street",
+                          "postcode", "city", "country"], single_copies)
+            .on_conflict_do_nothing()
+        )
+
         # Each included subscription uses one issue: of its term, or of its grace. Only the
         # entries this transaction inserted count, so nothing is used twice.
         mine = sa.select(DispatchEntry.subscription_id).where(
@@ -191,6 +236,9 @@ def lock_mailing_list(issue: Issue, *, actor: User | None = None) -> LockResult:
         copies = db.session.execute(
             sa.select(sa.func.coalesce(sa.func.sum(DispatchLine.copies), 0))
             .where(DispatchLine.issue_id == issue.id)
+        ).scalar_one() + db.session.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(DispatchCopy.copies), 0))
+            .where(DispatchCopy.issue_id == issue.id)
         ).scalar_one()
         db.session.execute(
             sa.update(Dispatch).where(Dispatch.issue_id == issue.id)
@@ -285,9 +333,45 @@ def mail_digital_subscribers(issue: Issue) -> int:
                 expires_on=(now_utc() + timedelta(days=days)).date(),
                 download_url=external_url("dispatch_public.download",
                                           token=download_token(subscription_id, issue.id)),
+                # A gift's reader has no account: they write to us for a new link.
+                issues_url="" if subscription.is_gift
+                else external_url("dispatch_public.my_issues"),
             )
             mailed += 1
     return mailed
+
+
+@dataclass(frozen=True)
+class ReceivedIssue:
+    """One issue a subscriber's subscription was dispatched with (their /account/issues)."""
+
+    issue: Issue
+    subscription: Subscription
+    locked_at: object
+    digital: bool
+    copies: int
+    download_token: str | None  # a fresh personal link, when there is a PDF to download
+
+
+def received_issues(user: User) -> list[ReceivedIssue]:
+    """The issues of `user`'s subscriptions, newest first, each with a fresh expiring
+    download token for a digital subscription once the PDF is uploaded (not for a gift:
+    its link went to the person who receives it)."""
+    rows = db.session.execute(
+        sa.select(DispatchEntry, Issue, Subscription, Dispatch.locked_at)
+        .join(Issue, Issue.id == DispatchEntry.issue_id)
+        .join(Subscription, Subscription.id == DispatchEntry.subscription_id)
+        .join(Dispatch, Dispatch.issue_id == DispatchEntry.issue_id)
+        .where(Subscription.subscriber_id == user.id)
+        .order_by(Issue.print_date.desc(), Issue.id.desc(), Subscription.id)
+    ).all()
+    received = []
+    for entry, issue, subscription, locked_at in rows:
+        downloadable = entry.digital and bool(issue.pdf_filename) and not subscription.is_gift
+        received.append(ReceivedIssue(
+            issue, subscription, locked_at, entry.digital, entry.copies,
+            download_token(subscription.id, issue.id) if downloadable else None))
+    return received
 
 
 # ---------------------------------------------------------------- the whole dispatch
@@ -425,25 +509,45 @@ def subscriber_number(subscription_id: int) -> str:
     return f"A{subscription_id:06d}"
 
 
-def _line_rows(issue: Issue) -> Iterator[DispatchLine]:
-    statement = (
-        sa.select(DispatchLine)
+def _line_rows(issue: Issue) -> Iterator[sa.Row]:
+    """The addresses of the file: the subscriptions' copy groups and the single copies
+    (kind 1: number is the order's), in one stream sorted by country and postcode."""
+    columns = ("name", "organisation", "street", "postcode", "city", "country", "copies")
+    subscriptions = (
+        sa.select(sa.literal(0).label("kind"), DispatchLine.subscription_id.label("number"),
+                  DispatchLine.group_no.label("group_no"),
+                  *(getattr(DispatchLine, name).label(name) for name in columns))
         .where(DispatchLine.issue_id == issue.id)
-        .order_by(DispatchLine.country, DispatchLine.postcode, DispatchLine.subscription_id,
-                  DispatchLine.group_no)
+    )
+    single_copies = (
+        sa.select(sa.literal(1).label("kind"), DispatchCopy.order_id.label("number"),
+                  sa.literal(1).label("group_no"),
+                  *(getattr(DispatchCopy, name).label(name) for name in columns))
+        .where(DispatchCopy.issue_id == issue.id)
+    )
+    both = sa.union_all(subscriptions, single_copies).subquery()
+    statement = (
+        sa.select(both)
+        .order_by(both.c.country, both.c.postcode, both.c.kind, both.c.number,
+                  both.c.group_no)
         .execution_options(yield_per=1000)
     )
-    yield from db.session.scalars(statement)
+    yield from db.session.execute(statement)
 
 
 def mailing_rows(issue: Issue, dispatch: Dispatch) -> Iterator[list[str]]:
     """The rows of the mailing file, header first, in a fixed order (country, postcode,
-    subscriber), so that the same list always gives the same file."""
+    subscriber), so that the same list always gives the same file. A single copy is a line
+    like a subscriber's, numbered with its order (`B000123`): the mailing house handles
+    every line the same way, one envelope with its copies, sorted by postcode for the
+    post's sorting; the stock copies come last."""
     yield CSV_HEADER
     for line in _line_rows(issue):
         street, number, box = split_street(line.street)
-        yield [subscriber_number(line.subscription_id), line.name, line.organisation, street,
-               number, box, line.postcode, line.city, line.country, str(line.copies)]
+        reference = (subscriber_number(line.number) if line.kind == 0
+                     else f"B{line.number:06d}")  # the order's reference (Order.reference)
+        yield [reference, line.name, line.organisation, street, number, box, line.postcode,
+               line.city, line.country, str(line.copies)]
     if dispatch.stock_copies:
         yield _publisher_line(dispatch.stock_copies)
 
@@ -476,6 +580,13 @@ def print_run(issue: Issue) -> PrintRun:
         .group_by(DispatchLine.country, Plan.code)
         .order_by(DispatchLine.country, Plan.code)
     )]
+    run.rows += [tuple(row) for row in db.session.execute(
+        sa.select(DispatchCopy.country, sa.literal(SINGLE_COPY_PLAN), sa.func.count(),
+                  sa.func.sum(DispatchCopy.copies))
+        .where(DispatchCopy.issue_id == issue.id)
+        .group_by(DispatchCopy.country)
+    )]
+    run.rows.sort(key=lambda row: (row[0], row[1]))
     run.digital_only = [tuple(row) for row in db.session.execute(
         sa.select(Plan.code, sa.func.count())
         .select_from(DispatchEntry)
@@ -542,6 +653,9 @@ def dispatch_lines_count(issue: Issue) -> int:
     return db.session.execute(
         sa.select(sa.func.count()).select_from(DispatchLine)
         .where(DispatchLine.issue_id == issue.id)
+    ).scalar_one() + db.session.execute(
+        sa.select(sa.func.count()).select_from(DispatchCopy)
+        .where(DispatchCopy.issue_id == issue.id)
     ).scalar_one()
 
 

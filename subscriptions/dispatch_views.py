@@ -1,18 +1,29 @@
 """Dispatch in the coordinator's back office (/business/subscriptions/dispatch): the issues
 with the state of their mailing list, start a dispatch, download the mailing file and see
-the print run. And the digital subscriber's personal download link (/issues/download/…)."""
+the print run. And for subscribers: the issues they received (/account/issues) and the
+personal download link of a digital issue (/issues/download/…)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    url_for,
+)
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, login_required
 
 from editorial.models import Issue
 from magazine.db import db
 from magazine.errors import DomainError
 from magazine.forms import ConfirmForm
+from magazine.i18n import current_locale
 from magazine.roles import BUSINESS_ROLES
 from magazine.security import roles_required
 from subscriptions import dispatch
@@ -51,7 +62,8 @@ def detail(issue_id: int):
     locked = dispatch.dispatch_of(issue)
     return render_template("subscriptions/dispatch_issue.html", issue=issue, locked=locked,
                            run=dispatch.print_run(issue) if locked else None,
-                           form=ConfirmForm())
+                           from_stock=dispatch.single_copies_from_stock(issue) if locked
+                           else [], form=ConfirmForm())
 
 
 @bp.route("/<int:issue_id>/start", methods=["POST"])
@@ -84,6 +96,17 @@ def mailing_file(issue_id: int):
         dispatch.mailing_file_bytes(issue), mimetype="text/csv",
         headers={"Content-Disposition":
                  f'attachment; filename="verzending-{issue.volume}-{issue.number}.csv"'})
+
+
+@public_bp.route("/account/issues")
+@login_required
+def my_issues():
+    """The issues the subscriber's subscriptions received, with a fresh download link for
+    the digital ones whose PDF is there."""
+    return render_template("subscriptions/account_issues.html",
+                           received=dispatch.received_issues(current_user._get_current_object()),
+                           link_days=current_app.config["DIGITAL_LINK_DAYS"],
+                           locale=current_locale())
 
 
 @public_bp.route("/issues/download/<token>")

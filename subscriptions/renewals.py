@@ -174,7 +174,8 @@ def apply_renewal(renewal: RenewalOrder) -> bool:
     number grows, the issues of the new plan are added minus the grace issues already
     received, a graced subscription is active again; the invoice is issued (if it was not
     yet) and the subscriber is mailed. Returns False if it was applied before or cannot be
-    (the subscription lapsed meanwhile: the coordinator sees the payment)."""
+    (the subscription lapsed meanwhile: the payment goes on the coordinator's list of late
+    payments, subscriptions.late_payments)."""
     claimed = db.session.execute(
         sa.update(RenewalOrder)
         .where(RenewalOrder.id == renewal.id, RenewalOrder.applied_at.is_(None))
@@ -191,6 +192,9 @@ def apply_renewal(renewal: RenewalOrder) -> bool:
         audit.record("renewal.not_applied", "subscription", subscription.id, actor=None,
                      order=renewal.order_id, state=subscription.state.value,
                      term=subscription.term)
+        from subscriptions import late_payments
+
+        late_payments.record_late_payment(renewal)
         log.warning("renewal order %s paid for subscription %s in %s (term %s): not applied",
                     renewal.order_id, subscription.id, subscription.state.value,
                     subscription.term)

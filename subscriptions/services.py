@@ -758,6 +758,13 @@ def place_single_copy_order(
                               offer.price_cents, offer.vat_rate_bp)
     order = _new_order(request, buyer=buyer, provider_name=provider.name,
                        vat_number=vat_number, lines=[line], offer_id=offer.id)
+    from subscriptions.fulfilment_models import OrderDelivery
+
+    # Kept apart for the mailing file (subscriptions.dispatch), street split there.
+    db.session.add(OrderDelivery(
+        order_id=order.id, name=address.name.strip(),
+        organisation=address.organisation.strip(), street=address.street.strip(),
+        postcode=address.postcode, city=address.city.strip(), country=address.country))
     audit.record("order.placed", "order", order.id, actor=buyer, total_cents=order.total_cents,
                  issue=offer.issue.code, copies=quantity)
     return _open_payment(order, provider, buyer=buyer)

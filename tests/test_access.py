@@ -185,6 +185,12 @@ ACCESS: dict[str, Access] = {
     "dispatch_office.start": Access(BUSINESS_ROLES, method="POST", args={"issue_id": 999}),
     "dispatch_office.mailing_file": Access(BUSINESS_ROLES, args={"issue_id": 999}),
     "dispatch_public.download": Access(EVERYONE, args={"token": "not-a-token"}),
+    "dispatch_public.my_issues": Access(LOGGED_IN),
+    "late_payments_office.index": Access(BUSINESS_ROLES),
+    "late_payments_office.restart": Access(BUSINESS_ROLES, method="POST",
+                                           args={"late_id": 999}),
+    "late_payments_office.refund": Access(BUSINESS_ROLES, method="POST",
+                                          args={"late_id": 999}),
     # Last: it ends the session of the client that walks the table.
     "auth.logout": Access(EVERYONE, method="POST"),
 }

@@ -249,3 +249,100 @@ def test_the_coordinator_starts_a_dispatch_and_downloads_the_file(world, login_a
         office.post(f"/business/subscriptions/dispatch/{issue_id}/start")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(DispatchEntry)) == 6
     assert date(2027, 1, 10) == world.issue.dispatch_cutoff
+
+
+def order_single_copies(w, buyer_name: str, quantity: int, *, paid: bool = True, **where):
+    """A single-copy order of `w.issue` placed as the shop does, paid by transfer."""
+    from subscriptions import services
+    from subscriptions.models import SingleCopyOffer
+    from tests.subscriptions.factories import address
+
+    offer = db.session.scalar(sa.select(SingleCopyOffer).where(
+        SingleCopyOffer.issue_id == w.issue.id))
+    if offer is None:
+        offer = services.save_offer(w.issue, price_cents=1500, stock=100, active=True,
+                                    actor=None)
+    buyer = person(buyer_name)
+    request = services.CheckoutRequest(plan_id=0, billing_name=buyer.name,
+                                       provider="bank_transfer", locale="nl_BE")
+    order = services.place_single_copy_order(
+        offer, quantity, address(name=buyer.name, **where), request, buyer=buyer).order
+    db.session.commit()
+    if paid:
+        services.record_bank_transfer(order, actor=w.coordinator)
+        db.session.commit()
+    return order
+
+
+def test_paid_single_copies_are_lines_of_the_mailing_file_once(world, tmp_path, login_as):
+    hand_made(world)
+    with frozen(AFTER_CUTOFF - timedelta(days=2)):
+        gent = order_single_copies(world, "Kim Los", 2, street="Veldstraat 3 bus 1")
+        order_single_copies(world, "Lot Onbetaald", 1, paid=False)
+        liege = order_single_copies(world, "Marc Liège", 1, street="Rue Neuve 4",
+                                    postcode="4000", city="Liège")
+    with frozen(AFTER_CUTOFF):
+        result = dispatch.dispatch_issue(world.issue)
+        late = order_single_copies(world, "Nina Laat", 1)  # paid after the lock
+        dispatch.dispatch_issue(world.issue)
+    assert result.copies == 9 + 3  # the subscribers' 9 and the single copies
+    out = tmp_path / "verzending.csv"
+    dispatch.write_mailing_file(world.issue, out)
+    lines = out.read_bytes().decode().split("\r\n")
+    assert lines[4] == f"{liege.reference},Marc Liège,,Rue Neuve,4,,4000,Liège,BE,1"
+    assert lines[5:8] == [
+        "A000001,Annick Peeters,,Kerkstraat,12,3,9000,Gent,BE,1",
+        "A000004,Dirk Janssens,,Molenweg,7,,9000,Gent,BE,1",
+        f"{gent.reference},Kim Los,,Veldstraat,3,1,9000,Gent,BE,2",
+    ]
+    assert sum(line.startswith("B") for line in lines) == 2
+    first = out.read_bytes()
+    dispatch.write_mailing_file(world.issue, out)
+    assert out.read_bytes() == first
+    summary = dispatch.summary_path(out).read_bytes().decode()
+    assert "BE,single-copy,2,3\r\n" in summary and ",total,9,37\r\n" in summary
+    # Paid after the lock: sent from the stock, listed for the coordinator.
+    assert [(o.id, n) for o, n in dispatch.single_copies_from_stock(world.issue)] == [
+        (late.id, 1)]
+    from magazine.roles import Role
+
+    page = login_as(Role.COORDINATOR).get(f"/business/subscriptions/dispatch/{world.issue.id}")
+    assert 'id="from-stock"' in page.text and late.reference in page.text
+    assert gent.reference not in page.text
+
+
+def test_a_subscriber_sees_the_issues_received_with_a_fresh_download_link(world, login_as):
+    chris = login_as(__import__("magazine.roles").roles.Role.SUBSCRIBER,
+                     email="chris.digitaal@example.org")
+    from tests.conftest import get_user
+
+    user = get_user("chris.digitaal@example.org")
+    user.locale = "en"
+    db.session.commit()
+    digital = make_subscription(world.digital_plan, user, remaining=2)
+    paper = make_subscription(world.print_plan, user, remaining=2)
+    other = make_subscription(world.digital_plan, person("Olga Ander"), remaining=2)
+    assert 'id="no-issues"' in chris.get("/account/issues").text
+    assert 'id="received-issues-link"' in chris.get("/account").text
+    with frozen(AFTER_CUTOFF):
+        dispatch.dispatch_issue(world.issue)
+    page = chris.get("/account/issues").text
+    assert page.count("3.2") == 2 and "The PDF is not there yet." in page
+    assert "/issues/download/" not in page
+    issue = db.session.get(type(world.issue), world.issue.id)
+    issue.pdf_filename, issue.pdf_data = "kinderopvang-3-2.pdf", b"%PDF-1.4 test"
+    db.session.commit()
+    # Long after the mailed link expired, the page gives a new one that works.
+    with frozen(AFTER_CUTOFF + timedelta(days=90)):
+        page = chris.get("/account/issues").text
+        [path] = [part.split('"')[0] for part in page.split('href="')[1:]
+                  if part.startswith("/issues/download/")]
+        response = chris.get(path)
+    assert response.status_code == 200 and response.data == b"%PDF-1.4 test"
+    assert "On paper" in page
+    with frozen(AFTER_CUTOFF + timedelta(days=90)):
+        opened = dispatch._serializer().loads(path.rsplit("/", 1)[1])
+    assert opened == [digital.id, world.issue.id] and other.id != digital.id and paper.id
+    with frozen(AFTER_CUTOFF + timedelta(days=90 + 62)):
+        expired = chris.get(path)
+    assert expired.status_code == 404 and "/account/issues" in expired.text
