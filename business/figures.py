@@ -484,24 +484,28 @@ def revenue(period: Period) -> Revenue:
     money = _money_movements(period)
     sign = sa.case((money.c.kind == "received", 1), else_=-1)
 
-    def grouped(column) -> list[RevenueRow]:
+    # One query grouped by month, provider and plan (a few hundred rows), folded into the
+    # three splits here: the money CTE is computed once instead of three times.
+    sums = db.session.execute(
+        sa.select(money.c.month, money.c.provider, money.c.plan_id, money.c.kind,
+                  sa.func.sum(money.c.amount), sa.func.sum(money.c.vat * sign))
+        .group_by(money.c.month, money.c.provider, money.c.plan_id, money.c.kind)
+    ).all()
+
+    def grouped(index: int) -> list[RevenueRow]:
         rows: dict[object, RevenueRow] = {}
-        query = (
-            sa.select(column, money.c.kind, sa.func.sum(money.c.amount),
-                      sa.func.sum(money.c.vat * sign))
-            .group_by(column, money.c.kind)
-        )
-        for label, kind, amount, vat in db.session.execute(query):
+        for found in sums:
+            label, kind, amount, vat = found[index], found[3], found[4], found[5]
             row = rows.setdefault(label, RevenueRow(label))
             setattr(row, kind, getattr(row, kind) + int(amount or 0))
             row.vat += int(vat or 0)
         return list(rows.values())
 
-    by_month = {row.label: row for row in grouped(money.c.month)}
+    by_month = {row.label: row for row in grouped(0)}
     months = [by_month.get(m, RevenueRow(m)) for m in period.months]
-    by_provider = sorted(grouped(money.c.provider), key=lambda row: str(row.label))
+    by_provider = sorted(grouped(1), key=lambda row: str(row.label))
     plan_names = dict(db.session.execute(sa.select(Plan.id, Plan.code)).all())
-    by_plan = grouped(money.c.plan_id)
+    by_plan = grouped(2)
     for row in by_plan:
         row.label = plan_names.get(row.label, "single_copies")
     by_plan.sort(key=lambda row: str(row.label))
