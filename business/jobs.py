@@ -1,4 +1,5 @@
-"""The daily roll-up of the desk: the running month's subscription rows (see models)."""
+"""The roll-up of the desk: the running month's subscription rows every hour (see models),
+and the rebuild of past months from the records (`flask --app wsgi business rebuild`)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,20 @@ from sqlalchemy.exc import IntegrityError
 
 from business import figures
 from business.models import SubscriptionMonth
-from business.months import month_no
+from business.months import month_no, month_start_utc
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.jobs import Progress, register_job
-from subscriptions.models import Plan, Subscription
+from magazine.models import AuditEvent
+from subscriptions.models import (
+    Dispatch,
+    DispatchEntry,
+    OrderLine,
+    Plan,
+    RenewalOrder,
+    Subscription,
+)
+from subscriptions.states import SubscriptionState
 
 
 @dataclass
@@ -73,3 +83,111 @@ def business_rollup(progress: Progress) -> RollupResult:
         result.taken = True
     progress.advance(1)
     return result
+
+
+# ---------------------------------------------------------------- rebuilding past months
+
+STATE_ACTIONS = [f"subscription.{state.value}" for state in SubscriptionState]
+
+
+def rebuild_month(number: int) -> int:
+    """Replace the rows of the finished month `number` by what the records say about its
+    end (set-based, like `roll_up_month`); returns how many. The caller commits.
+
+    At the month's end a subscription was counted when it had been activated and its state
+    then was running: the state its last state change before that moment left it in (the
+    audit log records every change: `subscription.<state>`); without a change before it,
+    active if it changed later, else the state it has now. Renewal off counts while issues
+    were left: it has issues left now or received an issue locked after that moment. Its
+    plan and MRR are those of the term then: the latest renewal order applied before the
+    moment, else the order it was bought with."""
+    end = month_start_utc(number + 1)
+    key = sa.cast(Subscription.id, AuditEvent.object_id.type)
+    state_events = sa.and_(AuditEvent.object_type == "subscription",
+                           AuditEvent.object_id == key,
+                           AuditEvent.action.in_(STATE_ACTIONS))
+    last_action = (
+        sa.select(AuditEvent.action).where(state_events, AuditEvent.at < end)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(1).scalar_subquery()
+    )
+    changed_later = sa.exists().where(state_events, AuditEvent.at >= end)
+    state_then = sa.case(
+        (last_action.is_not(None), sa.func.substr(last_action, len("subscription.") + 1)),
+        (changed_later, SubscriptionState.ACTIVE.value),
+        else_=sa.cast(Subscription.state, sa.String(20)),
+    )
+    issues_left = sa.or_(
+        Subscription.issues_remaining > 0,
+        sa.exists().where(DispatchEntry.subscription_id == Subscription.id,
+                          DispatchEntry.issue_id == Dispatch.issue_id,
+                          Dispatch.locked_at >= end),
+    )
+    term_order = figures.term_order_at(Subscription.id, sa.literal(end, Dispatch.locked_at.type))
+    net = figures._term_net_by_order()
+    ipy = figures.issues_per_year()
+    # In two steps: the term's order first, then its plan (SQL correlates one level only).
+    terms = (
+        sa.select(Subscription.id.label("subscription_id"),
+                  figures.subscriber_key_expression().label("subscriber_key"),
+                  state_then.label("state"),
+                  Subscription.complimentary.label("complimentary"),
+                  term_order.label("term_order"))
+        .where(Subscription.activated_at.is_not(None), Subscription.activated_at < end)
+        .subquery("terms")
+    )
+    plan_then = sa.func.coalesce(
+        sa.select(RenewalOrder.plan_id).where(RenewalOrder.order_id == terms.c.term_order)
+        .scalar_subquery(),
+        sa.select(sa.func.max(OrderLine.plan_id))
+        .where(OrderLine.order_id == terms.c.term_order, OrderLine.kind == "subscription")
+        .scalar_subquery(),
+        sa.select(Subscription.plan_id).where(Subscription.id == terms.c.subscription_id)
+        .scalar_subquery(),
+    )
+    rows = sa.select(terms, plan_then.label("plan_id")).subquery("then")
+    paid = sa.and_(rows.c.complimentary.is_(False), net.c.order_id.is_not(None))
+    mrr = sa.case(
+        (paid, (sa.func.coalesce(net.c.net, 0) * ipy * 2 + Plan.issues_per_term * 12)
+         // (Plan.issues_per_term * 24)),
+        else_=0,
+    )
+    running = sa.or_(
+        rows.c.state.in_([SubscriptionState.ACTIVE.value, SubscriptionState.GRACED.value]),
+        sa.and_(rows.c.state == SubscriptionState.CANCELLED.value, issues_left),
+    )
+    source = (
+        sa.select(sa.literal(number), rows.c.subscription_id, rows.c.subscriber_key,
+                  rows.c.plan_id, rows.c.state, rows.c.complimentary, mrr,
+                  sa.literal(now_utc(), SubscriptionMonth.recorded_at.type))
+        .select_from(rows)
+        .join(Subscription, Subscription.id == rows.c.subscription_id)
+        .join(Plan, Plan.id == rows.c.plan_id)
+        .outerjoin(net, net.c.order_id == rows.c.term_order)
+        .where(running)
+    )
+    db.session.execute(sa.delete(SubscriptionMonth).where(SubscriptionMonth.month_no == number))
+    db.session.execute(
+        sa.insert(SubscriptionMonth).from_select(
+            ["month_no", "subscription_id", "subscriber_key", "plan_id", "state",
+             "complimentary", "mrr_cents", "recorded_at"], source))
+    return db.session.scalar(sa.select(sa.func.count()).select_from(SubscriptionMonth)
+                             .where(SubscriptionMonth.month_no == number)) or 0
+
+
+def rebuild(first: int, progress: Progress | None = None) -> list[tuple[int, int]]:
+    """Rebuild every month from `first` to the running one, each in its own transaction:
+    finished months from the records (`rebuild_month`), the running month as the hourly
+    job counts it. Safe to run again: a month's rows are replaced, never added to. Returns
+    (month, rows) per month."""
+    current = month_no(now_utc().astimezone(BRUSSELS).date())
+    months = list(range(first, current + 1))
+    if progress is not None:
+        progress.start(len(months))
+    done = []
+    for number in months:
+        rows = roll_up_month(number) if number == current else rebuild_month(number)
+        db.session.commit()
+        done.append((number, rows))
+        if progress is not None:
+            progress.advance(1)
+    return done

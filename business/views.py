@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+
+import click
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -11,14 +14,15 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from business import exports, figures, tables
-from business import jobs as _jobs  # noqa: F401  (registers the roll-up job)
+from business import jobs as _jobs  # registers the roll-up job; the rebuild below
 from business import models as _models  # noqa: F401  (the table, for Alembic)
 from business.charts import Series, bar_chart, heat_class
 from business.forms import PeriodForm, ReminderForm
-from business.months import month_label
+from business.months import month_label, parse_month
 from business.services import send_invoice_reminder
 from magazine.db import db
 from magazine.errors import DomainError
+from magazine.jobs import Progress
 from magazine.roles import BUSINESS_ROLES
 from magazine.security import roles_required
 from subscriptions.services import today_brussels
@@ -143,3 +147,32 @@ def invoice_remind(invoice_id: int):
               else _("A reminder for this invoice was sent today already."),
               "success" if sent else "info")
     return redirect(url_for("business.index", **request.args) + "#unpaid")
+
+
+@bp.cli.command("rebuild")
+@click.option("--from", "start", required=True, metavar="YYYY-MM",
+              help="The first month to rebuild; every month after it up to now follows.")
+def rebuild_command(start: str) -> None:
+    """Rebuild the monthly business figures from a month on, from the records (state
+    changes in the audit log, renewal orders, dispatches). Safe to run again."""
+    first = parse_month(start)
+    if first is None:
+        raise click.BadParameter("write the month as YYYY-MM, e.g. 2025-01", param_hint="--from")
+    bar = None
+
+    def begin(total: int) -> None:
+        nonlocal bar
+        bar = click.progressbar(length=total, label="business rebuild", file=sys.stderr)
+        bar.__enter__()
+
+    def advance(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        done = _jobs.rebuild(first, Progress(start=begin, advance=advance))
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for number, rows in done:
+        click.echo(f"{month_label(number)}: {rows} subscriptions counted")

@@ -7,13 +7,14 @@ organisation print, €50 a copy for 5 issues (3 copies: 15000, VAT 849, net 141
 
 - A: individual, paid 10 Jan by transfer; auto-renew turned off (cancelled, 2 issues left).
 - B: individual with a 15% promo code (total 5525, VAT 313), paid 20 Jan by stripe; €10
-  refunded on 5 Feb; lapsed in March.
+  refunded on 5 Feb; lapsed on 15 March (state changes are in the audit log, as the
+  services write them: B lapsed, A's renewal turned off on 5 April).
 - C: B again, a new individual subscription paid 3 April by mollie (a reactivation); 1 issue
   left.
 - D: organisation 3 copies paid 15 Feb; renewed with 5 copies paid 10 March (expansion:
   a renewal order for term 2, applied when paid).
 - H: organisation 5 copies paid 20 Feb; renewed with 3 copies paid 2 April (contraction).
-- E: complimentary, 2 copies, from January.
+- E: complimentary, 2 copies, from 2 January.
 - F: an order awaiting payment, invoiced 5 January (over 90 days old).
 - G: an order awaiting payment, invoiced 1 April, €15 credited (5000 outstanding).
 
@@ -34,7 +35,7 @@ from business.jobs import roll_up_month
 from business.months import month_no
 from editorial.models import Issue, IssueState
 from magazine.db import db
-from magazine.models import User
+from magazine.models import AuditEvent, User
 from subscriptions import pricing
 from subscriptions.models import (
     CreditNote,
@@ -152,6 +153,14 @@ def _dispatch(volume: int, number: int, print_date: date,
     return issue
 
 
+def _moved(subscription: Subscription, before: SubscriptionState, after: SubscriptionState,
+           day: date) -> None:
+    """The audit record the state change would have written, on its day."""
+    db.session.add(AuditEvent(action=f"subscription.{after.value}", object_type="subscription",
+                              object_id=str(subscription.id), details={"from": before.value},
+                              at=_at(day)))
+
+
 def _renew(subscription: Subscription, order: Order, plan: Plan) -> RenewalOrder:
     """The renewal order of the subscription's next term; applied (the term added) when
     the order is paid."""
@@ -192,6 +201,7 @@ def build_history() -> History:
     subs["A"] = _subscription(users["A"], ind, orders["A"], remaining=5)
     subs["B"] = _subscription(users["B"], ind, orders["B"], remaining=5)
     subs["E"] = _subscription(users["E"], ind, None, copies=2, complimentary=True)
+    subs["E"].activated_at = _at(date(2026, 1, 2))
     subs["F"] = _subscription(users["F"], ind, orders["F"],
                               state=SubscriptionState.PENDING_PAYMENT)
     _dispatch(2, 1, date(2026, 1, 25), [subs["A"], subs["B"], subs["E"]])
@@ -209,6 +219,7 @@ def build_history() -> History:
     # March: B lapses; issue 2.2; D renews with 5 copies.
     subs["B"].state = SubscriptionState.LAPSED
     subs["B"].issues_remaining = 0
+    _moved(subs["B"], SubscriptionState.ACTIVE, SubscriptionState.LAPSED, date(2026, 3, 15))
     _dispatch(2, 2, date(2026, 3, 5), [subs["A"], subs["D"], subs["H"], subs["E"]])
     order("D2", "D", org, copies=5, placed=date(2026, 3, 8), paid=date(2026, 3, 10))
     _renew(subs["D"], orders["D2"], org)
@@ -226,6 +237,7 @@ def build_history() -> History:
           provider="mollie")
     subs["C"] = _subscription(users["B"], ind, orders["C"], remaining=1, country="NL")
     subs["A"].state = SubscriptionState.CANCELLED
+    _moved(subs["A"], SubscriptionState.ACTIVE, SubscriptionState.CANCELLED, date(2026, 4, 5))
     subs["A"].auto_renew = False
     subs["A"].issues_remaining = 2
     subs["D"].issues_remaining = 4
