@@ -114,6 +114,11 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(dispatch_office_bp)
     app.register_blueprint(dispatch_public_bp)
+    from subscriptions.peppol_views import account_bp as peppol_account_bp
+    from subscriptions.peppol_views import office_bp as peppol_office_bp
+
+    app.register_blueprint(peppol_account_bp)
+    app.register_blueprint(peppol_office_bp)
     from subscriptions.late_payment_views import bp as late_payments_office_bp
 
     app.register_blueprint(late_payments_office_bp)

@@ -148,6 +148,13 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "PUBLISHER_VAT": environ.get("PUBLISHER_VAT", "").strip() or "BE0403019261",
         "PUBLISHER_EMAIL": environ.get("PUBLISHER_EMAIL", "").strip()
         or "abonnementen@kinderopvang.example",
+        # Peppol e-invoices (subscriptions.peppol_sender): the access point's REST API and
+        # its token. Without the URL nothing is sent (the XML can still be downloaded).
+        "PEPPOL_AP_URL": environ.get("PEPPOL_AP_URL", "").strip().rstrip("/"),
+        "PEPPOL_AP_TOKEN": environ.get("PEPPOL_AP_TOKEN", "").strip(),
+        "PEPPOL_MAX_ATTEMPTS": _int(
+            "PEPPOL_MAX_ATTEMPTS", environ.get("PEPPOL_MAX_ATTEMPTS"), 8
+        ),
         # Unpaid orders: a reminder this many days before they expire, then they expire.
         "ORDER_PAYMENT_DAYS": _int("ORDER_PAYMENT_DAYS", environ.get("ORDER_PAYMENT_DAYS"), 30),
         "ORDER_REMINDER_DAYS": _int(

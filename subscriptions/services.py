@@ -30,7 +30,7 @@ from magazine.mail import queue_mail
 from magazine.models import User, UserRole
 from magazine.roles import BUSINESS_ROLES, Role
 from magazine.urls import external_url
-from subscriptions import pricing
+from subscriptions import peppol_sender, pricing
 from subscriptions.models import (
     EU_COUNTRIES,
     CreditNote,
@@ -809,6 +809,7 @@ def issue_invoice(order: Order, *, actor: User | None) -> Invoice:
     db.session.flush()
     audit.record("invoice.issued", "invoice", invoice.id, actor=actor, number=number,
                  order=order.id)
+    peppol_sender.queue_if_configured(invoice)
     return invoice
 
 
@@ -841,6 +842,7 @@ def issue_credit_note(
     db.session.flush()
     audit.record("credit_note.issued", "credit_note", note.id, actor=actor, number=number,
                  invoice=invoice.number, amount_cents=amount)
+    peppol_sender.queue_if_configured(note)
     return note
 
 

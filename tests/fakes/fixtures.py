@@ -28,6 +28,7 @@ import pytest
 from tests.fakes import WebhookReceiver
 from tests.fakes.localstripe import LocalStripe
 from tests.fakes.mollie import FakeMollie
+from tests.fakes.peppol_ap import FakeAccessPoint
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +81,29 @@ def webhook_receiver(webhook_receiver_server: WebhookReceiver) -> WebhookReceive
     """A local HTTP endpoint that records what providers post to it (`.url`, `.wait_for`)."""
     webhook_receiver_server.clear()
     return webhook_receiver_server
+
+
+@pytest.fixture(scope="session")
+def peppol_ap_server() -> Iterator[FakeAccessPoint]:
+    """The stand-in Peppol access point for the whole session (tests/fakes/peppol_ap.py)."""
+    server = FakeAccessPoint()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def peppol_ap(peppol_ap_server: FakeAccessPoint) -> FakeAccessPoint:
+    """The session's stand-in access point, emptied."""
+    peppol_ap_server.reset()
+    return peppol_ap_server
+
+
+@pytest.fixture
+def with_peppol(app, peppol_ap: FakeAccessPoint, monkeypatch) -> FakeAccessPoint:
+    """The app configured to send e-invoices through the stand-in access point."""
+    monkeypatch.setitem(app.config, "PEPPOL_AP_URL", peppol_ap.url)
+    monkeypatch.setitem(app.config, "PEPPOL_AP_TOKEN", peppol_ap.token)
+    monkeypatch.setitem(app.config, "PROVIDER_TIMEOUT_SECONDS", 2)
+    return peppol_ap
