@@ -11,7 +11,7 @@ through the services one by one (the services are tested on their own).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from magazine.models import User, UserRole
 from magazine.roles import Role
 from subscriptions import pricing, services
 from subscriptions.models import (
+    Chargeback,
     CreditNote,
     DeliveryAddress,
     DocumentCounter,
@@ -34,6 +35,7 @@ from subscriptions.models import (
     Plan,
     PlanKind,
     PromoKind,
+    Refund,
     SingleCopyOffer,
     Subscription,
     zone_for_country,
@@ -125,10 +127,11 @@ def load_subscriptions_demo() -> list[str]:
     demo_subscriber = find_user_by_email(DEMO_SUBSCRIBER)
     if demo_subscriber is not None:
         rows = _demo_subscriber(demo_subscriber, plans, issues, today) + rows
+    online = _online_payments(rows)
     _number_documents(rows, counters)
     db.session.commit()
     return ["plans", "promo codes", "back issues", f"{len(people)} subscribers",
-            f"{len(rows)} orders"]
+            f"{len(rows)} orders", f"{online} online payments"]
 
 
 def _plans() -> dict[str, Plan]:
@@ -194,6 +197,8 @@ class _OrderRow:
     order: Order
     paid: bool
     closed: OrderState | None = None
+    # Refunds made on the order's payment: each gets its credit note, numbered in date order.
+    refunds: list[Refund] = field(default_factory=list)
 
 
 def _communication(rng: random.Random, used: set[str]) -> str:
@@ -420,6 +425,110 @@ def _demo_subscriber(user: User, plans: dict[str, Plan], issues: list[Issue],
     return rows
 
 
+# Online payments in the demo: which provider, how the buyer paid (weights), id prefixes.
+ONLINE_METHODS = {
+    "mollie": ["bancontact"] * 6 + ["ideal"] * 2 + ["kbc", "belfius", "creditcard"],
+    "stripe": ["card"] * 4 + ["bancontact"] * 3 + ["sepa_debit"] * 2,
+}
+
+
+def _ref(rng: random.Random, prefix: str, length: int = 14) -> str:
+    alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return prefix + "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def _online_payments(rows: list[_OrderRow]) -> int:
+    """Make part of the demo's payments online ones, as Stripe and Mollie would have left
+    them (paid, pending at the bank, expired; a few refunded, charged back, one chargeback
+    reversed), without calling a provider: the references are made up (`demo` in them), so
+    the back office and the business desk show real-looking rows. Returns how many."""
+    rng = random.Random(55)  # nosec B311 # reproducible demo data, not a secret
+    now = now_utc()
+    made = 0
+    refunds = chargebacks = 0
+    for row in rows:
+        order = row.order
+        if order.user is not None and order.user.email == DEMO_SUBSCRIBER:
+            # The demo subscriber's current term: Bancontact at Mollie; their gift: a card
+            # at Stripe, partly refunded (a wrong delivery address).
+            provider = "mollie" if order.subscriptions and not order.subscriptions[0].is_gift \
+                else "stripe"
+            if order.created_at < now - timedelta(days=365):
+                continue
+        elif rng.random() < 0.45:
+            provider = rng.choice(["mollie", "mollie", "stripe"])
+        else:
+            continue
+        payment = order.payments[-1]
+        if payment.state not in (PaymentState.PAID, PaymentState.OPEN, PaymentState.EXPIRED):
+            continue
+        order.provider = payment.provider = provider
+        if order.user is not None and order.user.email == DEMO_SUBSCRIBER:
+            payment.method = "bancontact" if provider == "mollie" else "card"
+        else:
+            payment.method = rng.choice(ONLINE_METHODS[provider])
+        if provider == "mollie":
+            payment.provider_ref = _ref(rng, "tr_demo")
+        else:
+            payment.provider_ref = _ref(rng, "cs_test_demo", 24)
+            payment.intent_ref = _ref(rng, "pi_demo", 20)
+        payment.checkout_url = None
+        made += 1
+        if payment.state == PaymentState.OPEN:
+            # Not paid yet: a direct debit on its way (Stripe SEPA) or a Mollie page left
+            # open; neither can be paid from the demo (there is no provider behind it).
+            payment.state = PaymentState.PENDING if payment.method == "sepa_debit" \
+                else PaymentState.OPEN
+            continue
+        if payment.state != PaymentState.PAID:
+            continue
+        paid_at = payment.paid_at or order.created_at
+        demo_gift = order.user is not None and order.user.email == DEMO_SUBSCRIBER \
+            and provider == "stripe"
+        if demo_gift or (refunds < 6 and rng.random() < 0.06):
+            refunds += 1
+            amount = 1500 if demo_gift else rng.choice([order.total_cents // 2, 1000, 2000])
+            refund = Refund(provider=provider, provider_ref=_ref(rng, "re_demo"),
+                            amount_cents=min(amount, order.total_cents),
+                            reason="Verkeerd leveradres: tweede exemplaar niet geleverd"
+                            if demo_gift else rng.choice(
+                                ["Dubbel besteld", "Korting achteraf toegekend",
+                                 "Nummer beschadigd geleverd"]),
+                            created_at=min(paid_at + timedelta(days=rng.randrange(3, 30)),
+                                           now - timedelta(hours=2)))
+            payment.refunds.append(refund)
+            row.refunds.append(refund)
+        elif chargebacks < 3 and not order.subscriptions[0].is_gift \
+                and order.subscriptions[0].state == SubscriptionState.ACTIVE \
+                and rng.random() < 0.05:
+            chargebacks += 1
+            when = min(paid_at + timedelta(days=rng.randrange(20, 60)),
+                       now - timedelta(days=1))
+            chargeback = Chargeback(
+                provider=provider, amount_cents=payment.amount_cents, created_at=when,
+                provider_ref=_ref(rng, "chb_demo" if provider == "mollie" else "dp_demo"),
+                reason="Betwist door de rekeninghouder")
+            payment.chargebacks.append(chargeback)
+            if chargebacks == 2:
+                # Won: the money came back a few weeks later.
+                db.session.flush()
+                payment.chargebacks.append(Chargeback(
+                    provider=provider, provider_ref=f"{chargeback.provider_ref}:reversed",
+                    amount_cents=-payment.amount_cents, reason="reversed",
+                    reversal_of_id=chargeback.id,
+                    created_at=min(when + timedelta(days=21), now - timedelta(hours=1))))
+            else:
+                # The order is owed again and the subscription waits for payment.
+                chargeback.reopened_order = True
+                order.state = OrderState.AWAITING_PAYMENT
+                order.paid_at = None
+                order.expires_at = now + timedelta(days=20)
+                for subscription in order.subscriptions:
+                    subscription.state = SubscriptionState.PENDING_PAYMENT
+    db.session.flush()
+    return made
+
+
 def _number_documents(rows: list[_OrderRow], counters: _Counters) -> None:
     """Invoices (and credit notes for expired orders) numbered per year in date order, and
     the counters left where the next real invoice continues."""
@@ -440,18 +549,27 @@ def _number_documents(rows: list[_OrderRow], counters: _Counters) -> None:
         )
         db.session.add(invoice)
         if row.closed is not None and order.closed_at is not None:
-            notes.append((order.closed_at, invoice))
-    for closed_at, invoice in sorted(notes, key=lambda item: item[0]):
+            notes.append((order.closed_at, invoice, None))
+        for refund in row.refunds:
+            notes.append((refund.created_at, invoice, refund))
+    for closed_at, invoice, refund in sorted(notes, key=lambda item: item[0]):
         issued = closed_at.astimezone(BRUSSELS).date()
         sequence = counters.credit[issued.year] = counters.credit.get(issued.year, 0) + 1
-        db.session.add(CreditNote(
+        amount = refund.amount_cents if refund else invoice.total_cents
+        rate = invoice.order.lines[0].vat_rate_bp if invoice.order.lines else 0
+        note = CreditNote(
             number=f"CN{issued.year}-{sequence:06d}", year=issued.year, sequence=sequence,
-            invoice=invoice, issue_date=issued, reason="Bestelling niet op tijd betaald",
-            total_cents=invoice.total_cents, vat_cents=invoice.vat_cents,
+            invoice=invoice, issue_date=issued,
+            reason=refund.reason if refund else "Bestelling niet op tijd betaald",
+            total_cents=amount,
+            vat_cents=pricing.vat_in_gross(amount, rate) if refund else invoice.vat_cents,
             buyer_name=invoice.buyer_name, buyer_organisation=invoice.buyer_organisation,
             buyer_vat_number=invoice.buyer_vat_number, buyer_address=invoice.buyer_address,
             buyer_email=invoice.buyer_email, locale=invoice.locale, issued_at=closed_at,
-        ))
+        )
+        db.session.add(note)
+        if refund is not None:
+            refund.credit_note = note
     for series, numbers in ((services.INVOICE_SERIES, counters.invoice),
                             (services.CREDIT_NOTE_SERIES, counters.credit)):
         for year, last in numbers.items():

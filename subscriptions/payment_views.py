@@ -80,7 +80,7 @@ def payment_return(payment_id: int):
     payment = _own_payment_or_404(payment_id)
     unavailable = False
     if payments.is_online(payment) and payment.state in payments.OPEN_STATES \
-            and payment.provider_ref:
+            and payment.provider_ref and payments.provider_available(payment.provider):
         try:
             payments.sync_payment(payment)
             db.session.commit()

@@ -78,6 +78,11 @@ def online_provider_names() -> list[str]:
     return [name for name, provider in PROVIDERS.items() if provider.online]
 
 
+def provider_available(name: str) -> bool:
+    """Its key is set (a payment made while it was, e.g. demo data, may outlive it)."""
+    return get_provider(name).is_available(current_app)
+
+
 def is_online(payment: Payment) -> bool:
     return payment.provider in online_provider_names()
 
@@ -161,6 +166,9 @@ def retry_online_payment(payment: Payment, *, actor: User) -> str | None:
         raise PermissionDenied(_("This is not your order."))
     if order.state != OrderState.AWAITING_PAYMENT:
         return None
+    if not provider_available(payment.provider):
+        raise DomainError(_("Paying online this way is not possible at the moment. You can "
+                            "pay by bank transfer with the details on your order page."))
     if payment.state in OPEN_STATES and payment.provider_ref:
         try:
             sync_payment(payment)
@@ -187,7 +195,7 @@ def cancel_at_provider(payment: Payment) -> None:
     Best effort: a payment the provider will not cancel (Mollie keeps some open payments
     until they expire) is flagged when it is paid after all (`paid_after_close`)."""
     provider = get_provider(payment.provider)
-    if not provider.online:
+    if not provider.online or not provider.is_available(current_app):
         return
     try:
         provider.cancel_payment(payment)
