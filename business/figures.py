@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from business.models import SubscriptionMonth
-from business.months import Period, month_of, month_of_day
+from business.months import Period, month_no, month_of, month_of_day, month_start_utc
 from editorial.models import Issue, IssueState
 from magazine.db import db
 from subscriptions import models as sub_models
@@ -225,7 +225,13 @@ def now_figures() -> Now:
     by_status = breakdown(status_expression(), only_running=False)
     by_country = breakdown(country)
 
-    # Deferred: paid, not yet delivered — the term's net price for the issues left.
+    return Now(by_plan=by_plan, by_kind=by_kind, by_status=by_status, by_country=by_country,
+               mrr_cents=by_plan.mrr_cents, deferred_cents=deferred_revenue())
+
+
+def deferred_revenue() -> int:
+    """Paid, not yet delivered, now: the term's net price for the issues left."""
+    term = term_prices()
     deferred = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(
             sa.func.coalesce(term.c.net, 0) * Subscription.issues_remaining
@@ -239,8 +245,68 @@ def now_figures() -> Now:
         .where(running_condition(), Subscription.complimentary.is_(False),
                Subscription.state != SubscriptionState.GRACED, term.c.order_id.is_not(None))
     )
-    return Now(by_plan=by_plan, by_kind=by_kind, by_status=by_status, by_country=by_country,
-               mrr_cents=by_plan.mrr_cents, deferred_cents=int(deferred or 0))
+    return int(deferred or 0)
+
+
+def _latest_address_country():
+    latest_address = (
+        sa.select(DeliveryAddress.subscription_id, sa.func.max(DeliveryAddress.id).label("id"))
+        .where(DeliveryAddress.group_no == 1)
+        .group_by(DeliveryAddress.subscription_id)
+        .subquery("latest_address")
+    )
+    return latest_address
+
+
+def figures_at_month_end(number: int) -> Now:
+    """The running subscriptions at the end of a finished month, from its monthly count
+    (the roll-up; see models): by plan, kind, status (awaiting payment is not counted there)
+    and country, with the copies and MRR of the term each was on then. Deferred revenue is
+    not known for a past moment: 0 here (the desk shows today's)."""
+    term_order = term_order_at(Subscription.id,
+                               sa.literal(month_start_utc(number + 1), Dispatch.locked_at.type))
+    latest_address = _latest_address_country()
+    counted = (
+        sa.select(
+            Plan.code.label("plan"), kind_expression().label("kind"),
+            sa.case((SubscriptionMonth.state == SubscriptionState.CANCELLED.value,
+                     "renewal_off"), else_=SubscriptionMonth.state).label("status"),
+            sa.func.coalesce(DeliveryAddress.country, Order.billing_country, "BE")
+            .label("country"),
+            Subscription.copies.label("copies_now"), SubscriptionMonth.mrr_cents.label("mrr"),
+            term_order.label("term_order"),
+        )
+        .select_from(SubscriptionMonth)
+        .join(Subscription, Subscription.id == SubscriptionMonth.subscription_id)
+        .join(Plan, Plan.id == SubscriptionMonth.plan_id)
+        .outerjoin(Order, Order.id == Subscription.order_id)
+        .outerjoin(latest_address, latest_address.c.subscription_id == Subscription.id)
+        .outerjoin(DeliveryAddress, DeliveryAddress.id == latest_address.c.id)
+        .where(SubscriptionMonth.month_no == number)
+        .subquery("counted")
+    )
+    quantities = (
+        sa.select(OrderLine.order_id, sa.func.sum(OrderLine.quantity).label("copies"))
+        .where(OrderLine.kind == "subscription").group_by(OrderLine.order_id)
+        .subquery("quantities")
+    )
+    copies = sa.func.coalesce(quantities.c.copies, counted.c.copies_now)
+
+    def breakdown(label) -> Breakdown:
+        query = (
+            sa.select(label, sa.func.count(), sa.func.coalesce(sa.func.sum(copies), 0),
+                      sa.func.coalesce(sa.func.sum(counted.c.mrr), 0))
+            .select_from(counted)
+            .outerjoin(quantities, quantities.c.order_id == counted.c.term_order)
+            .group_by(label).order_by(label)
+        )
+        return Breakdown([(str(r[0]), int(r[1]), int(r[2]), int(r[3]))
+                          for r in db.session.execute(query)])
+
+    by_plan = breakdown(counted.c.plan)
+    return Now(by_plan=by_plan, by_kind=breakdown(counted.c.kind),
+               by_status=breakdown(counted.c.status), by_country=breakdown(counted.c.country),
+               mrr_cents=by_plan.mrr_cents, deferred_cents=0)
 
 
 @dataclass
@@ -820,7 +886,9 @@ def cohorts(period: Period) -> list[Cohort]:
 class Desk:
     period: Period
     today: date
-    now: Now
+    now: Now  # at the end of the period (live when the period runs to this month)
+    as_at: date | None  # the last day of a period that ended before this month; else None
+    deferred_cents: int  # today, whatever the period
     print_run: PrintRun
     movements: Movements
     revenue: Revenue
@@ -838,8 +906,15 @@ def desk(period: Period, today: date, locale: str, *, unpaid_page: int = 1,
     plan_names = {code: (name_en if locale.startswith("en") else name_nl)
                   for code, name_nl, name_en in db.session.execute(
                       sa.select(Plan.code, Plan.name_nl, Plan.name_en))}
+    if period.last < month_no(today):
+        as_at, now = period.last_day, figures_at_month_end(period.last)
+        deferred = deferred_revenue()
+    else:
+        as_at, now = None, now_figures()
+        deferred = now.deferred_cents
     return Desk(
-        period=period, today=today, now=now_figures(), print_run=print_run(today),
+        period=period, today=today, now=now, as_at=as_at, deferred_cents=deferred,
+        print_run=print_run(today),
         movements=movements(period), revenue=revenue(period),
         issues=recognised_per_issue(period), renewal_rates=renewal_rates(period),
         unpaid=unpaid_invoices(today, page=unpaid_page, per_page=unpaid_per_page),

@@ -231,15 +231,19 @@ DEFINITIONS = {
     "running": _l(
         "Running subscriptions: active, graced (the term ran out, the renewal is not paid yet, "
         "one grace issue) or active with automatic renewal off and issues left. Awaiting "
-        "payment is not running; it appears only in the split by status. Counted now, "
-        "whatever the period."),
-    "by-plan": _l("Running subscriptions now, per plan, with their copies and MRR."),
+        "payment is not running; it appears only in the split by status. Counted at the end "
+        "of the period: now when the period runs to this month, else from the monthly count "
+        "of its last month (which holds running subscriptions only)."),
+    "by-plan": _l(
+        "Running subscriptions at the end of the period, per plan, with their copies and MRR "
+        "(of the term each was on then)."),
     "by-kind": _l(
         "Kind: complimentary (free, given by the coordinator), else gift (a gift plan or a "
         "gift recipient), else organisation or student by the plan's kind, else individual."),
     "by-status": _l(
-        "Status now: active, active with automatic renewal off (ends after its last issue), "
-        "graced, awaiting payment (ordered, not paid)."),
+        "Status at the end of the period: active, active with automatic renewal off (ends "
+        "after its last issue), graced, awaiting payment (ordered, not paid; only when the "
+        "period runs to this month)."),
     "by-country": _l(
         "The country of the first delivery address (its latest version); digital "
         "subscriptions without an address: the country of the invoice address."),
@@ -252,11 +256,12 @@ DEFINITIONS = {
         "time-limited and does not lower MRR; shipping is not counted. Complimentary and "
         "unpaid subscriptions count 0. ARR = 12 × MRR."),
     "deferred": _l(
-        "Deferred revenue: money received for issues not yet dispatched — for each running "
-        "paid subscription (not graced), the term price without VAT × issues left ÷ issues "
-        "per term."),
+        "Deferred revenue today, whatever the period: money received for issues not yet "
+        "dispatched — for each running paid subscription (not graced), the term price "
+        "without VAT × issues left ÷ issues per term."),
     "print-run": _l(
-        "Copies for the next issue (the first whose dispatch cut-off has not passed): the "
+        "Today, whatever the period: copies for the next issue (the first whose dispatch "
+        "cut-off has not passed): the "
         "copies of running subscriptions with print that start no later than it, "
         "complimentary copies apart, plus the stock copies of the setting PRINT_STOCK_COPIES."),
     "movements": _l(
@@ -286,14 +291,15 @@ DEFINITIONS = {
         "issue's rate can still rise)."),
     "ageing": _l(
         "Invoices of orders still awaiting payment, minus what credit notes took off, by "
-        "days since the invoice date. Counted now."),
+        "days since the invoice date. Counted today, whatever the period."),
     "unpaid": _l(
         "Every unpaid invoice, oldest first, %(n)d a page (the CSV holds them all). The "
         "reminder is a mail of its own with the invoice number, the amount still due, the due "
         "date, the bank details with the structured communication and a pay link; at most "
         "one per invoice per day, numbered (first reminder, second …). Counted now."),
     "renewals": _l(
-        "Paid subscriptions whose term ends with each of the next three issues (issues left "
+        "Today, whatever the period: paid subscriptions whose term ends with each of the next "
+        "three issues (issues left "
         "1, 2, 3), what their next term costs at the current term's price (VAT included) "
         "and how many renew automatically (the others renew only if they pay)."),
     "cohorts": _l(

@@ -7,7 +7,6 @@ import io
 import sys
 
 import click
-
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _

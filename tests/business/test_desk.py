@@ -34,6 +34,17 @@ def test_desk_shows_the_figures_charts_and_definitions(history, coordinator):
     assert 'type="month"' in page
 
 
+def test_a_past_period_shows_its_figures_at_its_end(history, coordinator):
+    with frozen(NOW):
+        page = coordinator.get("/business/?start=2026-01&end=2026-03").get_data(as_text=True)
+        csv = coordinator.get("/business/export/by-plan.csv?start=2026-01&end=2026-03")
+    now = page[page.index('id="now"'):page.index('id="today"')]
+    assert "44,41" in now and "41,66" not in now  # MRR at the end of March
+    assert "31 maart 2026" in now or "2026-03-31" in now
+    lines = csv.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[1:3] == ["Individueel;2;3;5,11", "Organisatie;2;10;39,30"]
+
+
 def test_a_wrong_period_says_so_next_to_the_field_and_shows_the_default(history, coordinator):
     with frozen(NOW):
         response = coordinator.get("/business/?start=2026-05&end=2026-01")

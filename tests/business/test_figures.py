@@ -32,6 +32,34 @@ def test_running_subscriptions_now_by_plan_kind_status_and_country(history):
     assert now.active == 5
 
 
+def test_running_subscriptions_at_the_end_of_a_past_month(history):
+    february = figures.figures_at_month_end(FEB)
+    # A, B (511 each) and the complimentary E (2 copies); D (3 copies, 1179), H (5, 1965).
+    assert february.by_plan.rows == [("individueel", 3, 4, 1022),
+                                     ("organisatie", 2, 8, 1179 + 1965)]
+    assert february.by_kind.rows == [("complimentary", 1, 2, 0), ("individual", 2, 2, 1022),
+                                     ("organisation", 2, 8, 3144)]
+    assert february.by_status.rows == [("active", 5, 12, 4166)]
+    assert february.by_country.rows == [("BE", 5, 12, 4166)]
+    assert (february.active, february.mrr_cents) == (5, 4166)
+    # March: B lapsed; D on its renewed term of 5 copies (the copies of the term then).
+    march = figures.figures_at_month_end(MAR)
+    assert march.by_plan.rows == [("individueel", 2, 3, 511),
+                                  ("organisatie", 2, 10, 1965 + 1965)]
+    assert march.mrr_cents == figures.movements(PERIOD).months[2].mrr_end == 4441
+
+
+def test_the_desk_counts_at_the_end_of_a_past_period_and_today_apart(history):
+    past = figures.desk(Period(JAN, MAR), TODAY, "nl_BE")
+    assert past.as_at.isoformat() == "2026-03-31"
+    assert past.now.mrr_cents == 4441
+    # What can only be counted today stays today's.
+    assert past.deferred_cents == figures.deferred_revenue() == 2452 + 1226 + 18868 + 14151
+    assert past.unpaid.count == 2 and past.print_run.issue.print_date.month == 5
+    current = figures.desk(PERIOD, TODAY, "nl_BE")
+    assert current.as_at is None and current.now.mrr_cents == 4166
+
+
 def test_mrr_ignores_the_promo_code_and_counts_complimentary_as_zero(history):
     now = figures.now_figures()
     # A 511 + C 511 + D (5 copies) 1965 + H (3 copies) 1179; B paid less with its promo code

@@ -10,12 +10,14 @@ import sqlalchemy as sa
 
 from business.models import SubscriptionMonth
 from business.months import month_no
+from editorial.models import Issue, IssueState
 from magazine.clock import frozen
 from magazine.db import db
 from magazine.roles import Role
 from subscriptions.models import (
     CreditNote,
     DeliveryAddress,
+    DispatchEntry,
     Invoice,
     Order,
     OrderLine,
@@ -23,6 +25,7 @@ from subscriptions.models import (
     Plan,
     PlanKind,
     Refund,
+    RenewalOrder,
     Subscription,
 )
 from tests.factories import make_issue
@@ -81,10 +84,20 @@ def _bulk(rows: int) -> None:
         plan_id=plans[i % 6].id, state="active", complimentary=False, mrr_cents=511,
         recorded_at=NOW) for i in ids for k in range(3)
         if month_no(when(i).date()) + k <= month_no(NOW.date())])
+    issues = db.session.scalars(sa.select(Issue.id).where(Issue.state == IssueState.DISPATCHED)
+                                .order_by(Issue.print_date)).all()
+    if issues:
+        db.session.execute(sa.insert(DispatchEntry), [dict(
+            issue_id=issue_id, subscription_id=i, plan_id=plans[i % 6].id, copies=1,
+            digital=False, graced=n == 1 and i % 7 == 0, lock_token="x")
+            for i in ids for n, issue_id in enumerate(issues) if i % 5 != 0])
+    db.session.execute(sa.insert(RenewalOrder), [dict(
+        subscription_id=i, term=2, plan_id=plans[i % 6].id, order_id=i,
+        applied_at=when(i) + timedelta(days=300)) for i in ids if i % 3 == 0])
     db.session.commit()
 
 
-def _statements_for_desk(app, client) -> int:
+def _statements_for_desk(app, client, path="/business/?start=2024-06&end=2026-04") -> int:
     statements: list[str] = []
 
     def count(conn, cursor, statement, *args):
@@ -95,7 +108,7 @@ def _statements_for_desk(app, client) -> int:
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
         with frozen(NOW):
-            response = client.get("/business/?start=2024-06&end=2026-04")
+            response = client.get(path)
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 200
@@ -108,10 +121,36 @@ def test_desk_statement_count_does_not_grow_with_the_data(app, login_as, big):
     with app.app_context():
         for print_date in (date(2026, 5, 15), date(2026, 7, 15), date(2026, 9, 15)):
             make_issue(volume=9, print_date=print_date)
+        for print_date in (date(2025, 11, 15), date(2026, 2, 15)):
+            make_issue(volume=8, print_date=print_date, state=IssueState.DISPATCHED)
         _bulk(10)
-    small = _statements_for_desk(app, coordinator)
+    paths = ["/business/?start=2024-06&end=2026-04",  # runs to this month: counted now
+             "/business/?start=2025-01&end=2026-02",  # ended: counted at its end
+             "/business/?start=2024-06&end=2026-04&unpaid_page=3"]
+    small = [_statements_for_desk(app, coordinator, path) for path in paths]
     with app.app_context():
         _bulk(big)
-    large = _statements_for_desk(app, coordinator)
+    large = [_statements_for_desk(app, coordinator, path) for path in paths]
     assert small == large
-    assert small < 40
+    assert max(small) < 40
+
+
+def test_every_unpaid_invoice_can_be_reached_a_page_at_a_time(app, login_as):
+    coordinator = login_as(Role.COORDINATOR)
+    with app.app_context():
+        _bulk(1000)  # every tenth unpaid: 100 invoices, two pages
+        numbers = db.session.scalars(
+            sa.select(Invoice.number).join(Order, Order.id == Invoice.order_id)
+            .where(Order.state == "awaiting_payment")
+            .order_by(Invoice.issue_date, Invoice.id)).all()
+    assert len(numbers) == 100
+    shown = []
+    with frozen(NOW):
+        for page in (1, 2):
+            html = coordinator.get(f"/business/?unpaid_page={page}").get_data(as_text=True)
+            shown += [n for n in numbers if f"<th scope=\"row\">{n}</th>" in html]
+            assert ("unpaid-next" in html) == (page == 1)
+            assert ("unpaid-previous" in html) == (page == 2)
+        csv = coordinator.get("/business/export/unpaid.csv").get_data(as_text=True)
+    assert sorted(shown) == sorted(numbers)
+    assert all(f"\n{n};" in csv for n in numbers)
