@@ -89,6 +89,7 @@ def _register_models() -> None:
     # Every model module, so that metadata (and Alembic) sees all tables.
     import editorial.models  # noqa: F401
     import magazine.models  # noqa: F401
+    import subscriptions.bank_models
     import subscriptions.fulfilment_models
     import subscriptions.models  # noqa: F401
 
@@ -114,6 +115,9 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(dispatch_office_bp)
     app.register_blueprint(dispatch_public_bp)
+    from subscriptions.bank_views import bp as bank_office_bp
+
+    app.register_blueprint(bank_office_bp)
     from subscriptions.peppol_views import account_bp as peppol_account_bp
     from subscriptions.peppol_views import office_bp as peppol_office_bp
 

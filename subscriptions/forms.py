@@ -8,7 +8,7 @@ from babel import Locale
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileAllowed, FileField, FileRequired
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     DateField,
@@ -267,10 +267,19 @@ class RecordPaymentForm(FlaskForm):
 
 
 class StatementForm(FlaskForm):
-    statement = FileField(_l("Bank statement (camt.053, XML)"), validators=[
-        FileRequired(_l("Choose the statement file.")),
-        FileAllowed(["xml"], _l("Choose an XML file (camt.053)."))],
-        description=_l("Export it from your bank's online banking as CAMT.053 (XML)."))
+    # The format is told from the content, not from the name: no FileAllowed here.
+    statement = FileField(_l("Bank statement (camt.053 or CODA)"), validators=[
+        FileRequired(_l("Choose the statement file."))],
+        description=_l("Export it from your bank's online banking as CAMT.053 (XML) or as "
+                       "CODA (a .cod or .txt file)."))
+
+
+class BankEntryLinkForm(FlaskForm):
+    order_id = IntegerField(validators=[InputRequired(), NumberRange(min=1, max=2**31 - 1)])
+
+
+class BankEntryNoteForm(FlaskForm):
+    note = StringField(_l("Note"), filters=[strip], validators=[Length(max=300)])
 
 
 class ExtendForm(FlaskForm):

@@ -16,7 +16,7 @@ from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.jobruns import RunTaken, exclusive_run, today_period
 from magazine.jobs import Progress, brussels_cron, register_job
-from subscriptions import services
+from subscriptions import reconciliation, services
 from subscriptions.models import Order
 from subscriptions.states import OrderState
 
@@ -58,6 +58,10 @@ def expire_orders(progress: Progress) -> ExpireOrdersResult:
         order = db.session.get(Order, order_id)
         try:
             if order.state != OrderState.AWAITING_PAYMENT:
+                result.skipped += 1
+            elif order.expires_at <= now and reconciliation.received_cents(order):
+                # Partly paid by transfer (bank statements): the buyer's money is in, so
+                # the coordinator decides (wait for the rest, or cancel and pay back).
                 result.skipped += 1
             elif order.expires_at <= now:
                 services.close_unpaid_order(order, to=OrderState.EXPIRED, actor=None,

@@ -31,7 +31,6 @@ from subscriptions.forms import (
     PlanForm,
     PromoCodeForm,
     RecordPaymentForm,
-    StatementForm,
 )
 from subscriptions.models import Invoice, Order, Plan, PlanKind, PromoCode, PromoKind, Subscription
 from subscriptions.states import OrderState, SubscriptionState
@@ -257,26 +256,6 @@ def resend_invoice(invoice_id: int):
     flash(_("Invoice %(number)s has been sent again to %(email)s.", number=invoice.number,
             email=invoice.buyer_email), "success")
     return redirect(url_for(".order", order_id=invoice.order_id))
-
-
-# ---------------------------------------------------------------- bank statements
-
-@bp.route("/bank-statement", methods=["GET", "POST"])
-def bank_statement():
-    """Import a camt.053 statement: transfers with a known structured communication and the
-    exact amount are recorded; the rest is listed to check by hand."""
-    form = StatementForm()
-    result = None
-    if form.validate_on_submit():
-        try:
-            result = services.import_bank_statement(form.statement.data.read(), actor=_actor())
-        except DomainError as error:
-            db.session.rollback()
-            show_error(form, error)
-        else:
-            db.session.commit()
-    return render_template("subscriptions/office/bank_statement.html", form=form,
-                           result=result), 400 if form.errors else 200
 
 
 # ---------------------------------------------------------------- back issues

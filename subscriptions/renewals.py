@@ -57,6 +57,8 @@ from subscriptions.states import OrderState, PaymentState, SubscriptionState
 log = logging.getLogger(__name__)
 
 RENEWING_STATES = (SubscriptionState.ACTIVE, SubscriptionState.GRACED)
+# A charge the provider did not answer is asked again, with the same key, after this long.
+UNANSWERED_RETRY = timedelta(hours=1)
 
 
 def charge_key(subscription_id: int, term: int, attempt: int) -> str:
@@ -360,12 +362,15 @@ class RenewalsResult:
     skipped: int = 0
     applied: int = 0
     released: int = 0
+    unanswered: int = 0
 
     def summary(self) -> str:
         return summary_line("renewals", [
             (self.charged, "charged"), (self.retry, "failed (retry)"),
             (self.needs_customer, "need the customer")], [
-            (self.pending, "pending at the bank"), (self.applied, "paid renewals applied"),
+            (self.pending, "pending at the bank"),
+            (self.unanswered, "unanswered (same charge again in an hour)"),
+            (self.applied, "paid renewals applied"),
             (self.skipped, "no longer due"), (self.released, "taken back from a dead run")])
 
 
@@ -462,10 +467,8 @@ def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
     if prepared is None:
         return
     order_id, mandate_id = prepared
-    retry_days = current_app.config["RENEWAL_RETRY_DAYS"]
     with write_transaction():
         charge = db.session.get(RenewalCharge, charge_id)
-        subscription = charge.subscription
         order = db.session.get(Order, order_id)
         mandate = db.session.get(Mandate, mandate_id)
         renewal = db.session.scalar(sa.select(RenewalOrder).where(
@@ -486,22 +489,74 @@ def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
             _finish(charge, ChargeStatus.PENDING)
             result.pending += 1
         elif (outcome.outcome == ChargeOutcome.FAILED_RETRYABLE
-              and charge.attempt <= len(retry_days)):
-            _finish(charge, ChargeStatus.FAILED, outcome.reason)
-            next_at = now_utc() + timedelta(days=retry_days[charge.attempt - 1])
-            db.session.add(RenewalCharge(
-                subscription_id=subscription.id, term=charge.term, attempt=charge.attempt + 1,
-                idempotency_key=charge_key(subscription.id, charge.term, charge.attempt + 1),
-                status=ChargeStatus.DUE, due_at=next_at))
-            _pay_link_mail(subscription, order, "renewals_charge_failed",
-                           f"renewal-failed:{subscription.id}:{charge.term}:{charge.attempt}",
-                           retry_on=next_at.astimezone(BRUSSELS).date())
-            result.retry += 1
+              and outcome.state == PaymentState.OPEN):
+            # The provider did not answer: the charge may have happened. The same attempt
+            # (the same key) is tried again later, so the provider answers with that charge;
+            # the next attempt's new key could charge a second time.
+            charge.status = ChargeStatus.DUE
+            charge.due_at = now_utc() + UNANSWERED_RETRY
+            charge.claimed_by = None
+            charge.reason = outcome.reason[:300]
+            result.unanswered += 1
         else:
-            _finish(charge, ChargeStatus.NEEDS_CUSTOMER, outcome.reason)
-            _pay_link_mail(subscription, order, "renewals_needs_customer",
-                           f"renewal-needs-customer:{subscription.id}:{charge.term}")
-            result.needs_customer += 1
+            _charge_failed(charge, order, outcome.reason, result,
+                           retryable=outcome.outcome == ChargeOutcome.FAILED_RETRYABLE)
+
+
+def _charge_failed(charge: RenewalCharge, order: Order, reason: str,
+                   result: RenewalsResult, *, retryable: bool) -> None:
+    """A failed attempt: the next one after RENEWAL_RETRY_DAYS (a mail with a pay link),
+    or, when it cannot succeed by itself or the retries are used up, the customer."""
+    retry_days = current_app.config["RENEWAL_RETRY_DAYS"]
+    subscription = charge.subscription
+    if retryable and charge.attempt <= len(retry_days):
+        _finish(charge, ChargeStatus.FAILED, reason)
+        next_at = now_utc() + timedelta(days=retry_days[charge.attempt - 1])
+        db.session.add(RenewalCharge(
+            subscription_id=subscription.id, term=charge.term, attempt=charge.attempt + 1,
+            idempotency_key=charge_key(subscription.id, charge.term, charge.attempt + 1),
+            status=ChargeStatus.DUE, due_at=next_at))
+        _pay_link_mail(subscription, order, "renewals_charge_failed",
+                       f"renewal-failed:{subscription.id}:{charge.term}:{charge.attempt}",
+                       retry_on=next_at.astimezone(BRUSSELS).date())
+        result.retry += 1
+    else:
+        _finish(charge, ChargeStatus.NEEDS_CUSTOMER, reason)
+        _pay_link_mail(subscription, order, "renewals_needs_customer",
+                       f"renewal-needs-customer:{subscription.id}:{charge.term}")
+        result.needs_customer += 1
+
+
+def settle_pending_charges(result: RenewalsResult) -> None:
+    """Direct debits the bank answered after the charge (a webhook or the reconcile job
+    recorded the payment): a paid one is done (its order is applied as paid), a failed one
+    is retried on the schedule like a declined card — at the bank it is mostly a balance
+    too low that day. Each in its own transaction, claimed by a conditional update."""
+    ended = (PaymentState.PAID, PaymentState.FAILED, PaymentState.CANCELLED,
+             PaymentState.EXPIRED)
+    rows = db.session.execute(
+        sa.select(RenewalCharge.id, Payment.state, Payment.last_error)
+        .join(Payment, Payment.id == RenewalCharge.payment_id)
+        .where(RenewalCharge.status == ChargeStatus.PENDING, Payment.state.in_(ended))
+        .order_by(RenewalCharge.id)).all()
+    db.session.rollback()
+    for charge_id, state, error in rows:
+        with write_transaction():
+            claimed = db.session.execute(
+                sa.update(RenewalCharge)
+                .where(RenewalCharge.id == charge_id,
+                       RenewalCharge.status == ChargeStatus.PENDING)
+                .values(status=ChargeStatus.FAILED)
+                .execution_options(synchronize_session=False)).rowcount
+            if claimed != 1:
+                continue
+            charge = db.session.get(RenewalCharge, charge_id, populate_existing=True)
+            if state == PaymentState.PAID:
+                _finish(charge, ChargeStatus.PAID)
+            else:
+                _charge_failed(charge, db.session.get(Order, charge.order_id),
+                               error or f"direct debit {state.value}", result,
+                               retryable=True)
 
 
 def run_renewals(progress=None) -> RenewalsResult:
@@ -510,6 +565,7 @@ def run_renewals(progress=None) -> RenewalsResult:
         RenewalCharge, RenewalCharge.status == ChargeStatus.CHARGING,
         {"status": ChargeStatus.DUE, "claimed_by": None})
     result.applied += apply_paid_renewals()
+    settle_pending_charges(result)
     schedule_first_attempts()
     now = now_utc()
     due = sa.and_(RenewalCharge.status == ChargeStatus.DUE, RenewalCharge.due_at <= now)
@@ -531,7 +587,7 @@ def run_renewals(progress=None) -> RenewalsResult:
                     sa.update(RenewalCharge)
                     .where(RenewalCharge.id == charge_id,
                            RenewalCharge.status == ChargeStatus.CHARGING)
-                    .values(status=ChargeStatus.DUE, due_at=now_utc() + timedelta(hours=1))
+                    .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY)
                     .execution_options(synchronize_session=False))
     return result
 

@@ -1,6 +1,8 @@
 """A payment provider for the jobs tests, registered under the name `testpay`: it charges
 mandates idempotently by key (the same key answers with the first charge, as Stripe and
-Mollie do) and records every charge, so a test counts charges at the provider."""
+Mollie do) and records every charge, so a test counts charges at the provider. Like the
+real adapters it answers a decline as `failed` and a call it did not hear back from as
+`open` + retryable (it may have happened)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ class FakePay:
     default: ChargeOutcome = ChargeOutcome.PAID
     charges: dict[str, ChargeResult] = field(default_factory=dict)  # by idempotency key
     calls: list[str] = field(default_factory=list)
+    # The next this many calls are carried out but their answer is lost (a timeout).
+    unanswered: int = 0
 
     def is_available(self, app) -> bool:
         return True
@@ -39,12 +43,15 @@ class FakePay:
         outcome = self.script.pop(0) if self.script else self.default
         state = {ChargeOutcome.PAID: PaymentState.PAID,
                  ChargeOutcome.PENDING: PaymentState.PENDING,
-                 ChargeOutcome.FAILED_RETRYABLE: PaymentState.OPEN,
+                 ChargeOutcome.FAILED_RETRYABLE: PaymentState.FAILED,  # a soft decline
                  ChargeOutcome.FAILED_NEEDS_CUSTOMER: PaymentState.FAILED}[outcome]
         result = ChargeResult(f"tp_{len(self.calls)}", state, outcome,
                               "" if outcome == ChargeOutcome.PAID else "declined")
-        if outcome != ChargeOutcome.FAILED_RETRYABLE:  # a soft failure charged nothing
-            self.charges[idempotency_key] = result
+        self.charges[idempotency_key] = result  # the same key answers the same again
+        if self.unanswered:
+            self.unanswered -= 1
+            return ChargeResult(None, PaymentState.OPEN, ChargeOutcome.FAILED_RETRYABLE,
+                                "testpay did not answer")
         return result
 
     def paid_keys(self) -> Iterator[str]:

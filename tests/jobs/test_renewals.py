@@ -89,6 +89,43 @@ def test_failed_charges_retry_on_days_1_3_7_then_need_the_customer(world, testpa
     assert fresh(sub).term == 1
 
 
+def test_the_retry_days_are_a_setting(world, testpay, mandate_for, app, monkeypatch):
+    monkeypatch.setitem(app.config, "RENEWAL_RETRY_DAYS", (2, 5))
+    testpay.default = ChargeOutcome.FAILED_RETRYABLE
+    user = make_user()
+    mandate_for(user)
+    make_subscription(world.print_plan, user, remaining=0)
+    for day in (0, 1, 2, 6, 7):
+        with frozen(NOW + timedelta(days=day)):
+            renewals.run_renewals()
+    attempts = db.session.scalars(sa.select(RenewalCharge).order_by(RenewalCharge.attempt))
+    assert [(c.attempt, c.status, c.due_at - NOW) for c in attempts] == [
+        (1, ChargeStatus.FAILED, timedelta(0)),
+        (2, ChargeStatus.FAILED, timedelta(days=2)),
+        (3, ChargeStatus.NEEDS_CUSTOMER, timedelta(days=7)),
+    ]
+
+
+def test_an_unanswered_charge_is_asked_again_with_the_same_key(world, testpay, mandate_for):
+    testpay.unanswered = 1  # carried out at the provider, but the answer is lost
+    user = make_user()
+    mandate_for(user)
+    sub = make_subscription(world.print_plan, user, remaining=0)
+    with frozen(NOW):
+        first = renewals.run_renewals()
+        assert renewals.run_renewals().charged == 0  # not due again yet
+    assert first.summary() == ("renewals: 0 charged, 0 failed (retry), 0 need the customer, "
+                               "1 unanswered (same charge again in an hour)")
+    assert len(mails("renewals_charge_failed")) == 0
+    with frozen(NOW + timedelta(hours=1, minutes=1)):
+        assert renewals.run_renewals().charged == 1
+    key = f"renewal-{sub.id}-2-1"
+    assert testpay.calls == [key, key] and list(testpay.paid_keys()) == [key]
+    assert [(c.attempt, c.status) for c in db.session.scalars(sa.select(RenewalCharge))] == [
+        (1, ChargeStatus.PAID)]
+    assert fresh(sub).term == 2
+
+
 def test_a_hard_decline_goes_to_the_customer_at_once(world, testpay, mandate_for):
     testpay.script = [ChargeOutcome.FAILED_NEEDS_CUSTOMER]
     user = make_user()
