@@ -411,10 +411,12 @@ def _suspend_for_chargeback(payment: Payment, chargeback: Chargeback) -> None:
     payment, so no issues are sent until it is paid again or the chargeback is reversed.
 
     Left alone (the coordinator sees the chargeback and its mail): a partial chargeback,
-    the chargeback of money we paid back anyway (a surplus payment), and a renewal's order
-    (its subscription was started by another order; the renewal term stays)."""
+    the chargeback of money we paid back anyway (a surplus payment), and orders that started
+    no subscription: a renewal's (its subscription was started by another order; the
+    renewals job owns its terms) or single copies already sent."""
     order = payment.order
-    if is_surplus(payment) or order.state != OrderState.PAID or payment.refundable_cents > 0:
+    if is_surplus(payment) or order.state != OrderState.PAID or payment.refundable_cents > 0 \
+            or not order.subscriptions:
         return
     services.move_order(order, OrderState.AWAITING_PAYMENT, actor=None,
                         reason="chargeback", chargeback=chargeback.provider_ref)

@@ -84,6 +84,10 @@ def _handle_stripe_event(provider, event) -> str:
         # them). A dispute closed as won, or its funds reinstated, reverses the chargeback.
         dispute = event.data.object
         status = getattr(dispute, "status", "") or ""
+        if status.startswith("warning_"):
+            # An inquiry (no money taken back yet): Stripe's dashboard shows it; it becomes
+            # a dispute event of its own if the bank goes on.
+            return "inquiry"
         if event.type == "charge.dispute.funds_reinstated":
             status = "funds_reinstated"
         payments.record_chargeback(payment.id, ProviderMoney(

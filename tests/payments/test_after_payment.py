@@ -314,3 +314,52 @@ def test_reconcile_saves_a_replacement_whose_webhook_was_lost(app, runner, login
     assert mandate_rows(app) == [("directdebit", MandateState.VALID)]
     assert [r.amount for r in with_mollie.refunds.values()] == [2]
     assert count(app, sa.select(Chargeback)) == 0
+
+
+def test_stripe_inquiry_is_not_a_chargeback(app, with_stripe, buyer_order):
+    _, payment_id, email = buyer_order("stripe")
+    pay_on_stripe_page(read_payment(app, payment_id))
+    browser = app.test_client()
+    log_in(browser, email)
+    browser.get(f"/payments/{payment_id}")
+    body = json.dumps({
+        "id": "evt_inquiry", "object": "event", "type": "charge.dispute.created",
+        "data": {"object": {"id": "dp_inq", "object": "dispute", "amount": 6500,
+                            "payment_intent": read_payment(app, payment_id).intent_ref,
+                            "reason": "general", "status": "warning_needs_response"}}}).encode()
+
+    answer = app.test_client().post("/webhooks/stripe", data=body, headers={
+        "Stripe-Signature": signed(body), "Content-Type": "application/json"})
+
+    assert answer.text == "inquiry"
+    payment = read_payment(app, payment_id)
+    assert payment.chargebacks == [] and payment.order.state == OrderState.PAID
+
+
+def test_chargeback_of_a_single_copy_order_only_alerts_the_coordinator(app, with_mollie,
+                                                                      outbox):
+    from subscriptions import services
+    from tests.factories import make_issue, make_user
+    from tests.subscriptions.factories import address
+
+    with app.app_context():
+        buyer = make_user(roles={Role.SUBSCRIBER})
+        offer = services.save_offer(make_issue(), price_cents=1500, stock=10, active=True,
+                                    actor=None)
+        request = services.CheckoutRequest(plan_id=0, billing_name=buyer.name,
+                                           provider="mollie", locale="nl_BE")
+        placed = services.place_single_copy_order(offer, 1, address(), request, buyer=buyer)
+        payment_id = placed.order.payments[-1].id
+        ref = placed.order.payments[-1].provider_ref
+        db.session.commit()
+        db.session.remove()
+    with_mollie.set_status(ref, "paid")
+    with_mollie.send_webhook(ref, via=app.test_client())
+    with_mollie.trigger_chargeback(ref)
+    with_mollie.send_webhook(ref, via=app.test_client())
+
+    payment = read_payment(app, payment_id)
+    assert payment.order.state == OrderState.PAID
+    assert [c.reopened_order for c in payment.chargebacks] == [False]
+    assert "payments_chargeback" in templates(outbox)
+    assert "payments_chargeback_customer" not in templates(outbox)
