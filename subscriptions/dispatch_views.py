@@ -14,6 +14,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
@@ -92,8 +93,9 @@ def mailing_file(issue_id: int):
     issue = _issue_or_404(issue_id)
     if dispatch.dispatch_of(issue) is None:
         abort(404)
+    # The rows are read from the database while the response streams: keep the context.
     return Response(
-        dispatch.mailing_file_bytes(issue), mimetype="text/csv",
+        stream_with_context(dispatch.mailing_file_bytes(issue)), mimetype="text/csv",
         headers={"Content-Disposition":
                  f'attachment; filename="verzending-{issue.volume}-{issue.number}.csv"'})
 
