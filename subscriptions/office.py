@@ -21,7 +21,7 @@ from magazine.i18n import current_locale
 from magazine.models import User
 from magazine.roles import BUSINESS_ROLES
 from magazine.security import roles_required
-from subscriptions import services
+from subscriptions import reconciliation, services
 from subscriptions.forms import (
     AddressChangeForm,
     ComplimentaryForm,
@@ -190,7 +190,8 @@ def order(order_id: int):
     return render_template(
         "subscriptions/office/order.html", order=order, OrderState=OrderState,
         payment_form=RecordPaymentForm(formdata=None), confirm_form=ConfirmForm(formdata=None),
-        locale=current_locale(),
+        locale=current_locale(), bank_entries=reconciliation.entries_of(order),
+        still_due=reconciliation.amount_due(order),
     )
 
 

@@ -355,6 +355,8 @@ def test_a_partial_link_by_hand_leaves_the_order_open(app, login_as):
         [subscription] = db.session.scalars(sa.select(Subscription).where(
             Subscription.order_id == order_id)).all()
         assert subscription.state == SubscriptionState.PENDING_PAYMENT
+    page = client.get(f"/business/subscriptions/orders/{order_id}?lang=en")
+    assert 'id="order-bank-entries"' in page.get_data(as_text=True)
 
 
 def test_subscribers_cannot_import_or_match(app, login_as):
@@ -438,3 +440,29 @@ def test_a_partly_paid_order_is_not_expired_by_the_clock(app, login_as, runner):
     with app.app_context():
         assert db.session.get(Order, ids["partly"]).state == OrderState.AWAITING_PAYMENT
         assert db.session.get(Order, ids["rups"]).state == OrderState.EXPIRED
+
+
+def _samples_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_samples", SAMPLES / "make_samples.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coda_globalised_movement_yields_its_details_not_the_total():
+    samples = _samples_module()
+    day, statement = "201126", "231"
+    total = samples.movement(1, cents=10500, day=day, statement=statement,
+                             free="collective", bank_ref="GLOBAL0001")
+    total[0] = total[0][:124] + "1" + total[0][125:]  # globalisation code 1
+    details = (samples.movement(1, cents=6500, day=day, statement=statement, detail=1,
+                                communication=EXACT, bank_ref="GLOBAL0001")
+               + samples.movement(1, cents=4000, day=day, statement=statement, detail=2,
+                                  communication=PARTLY, bank_ref="GLOBAL0001"))
+    lines = [samples.record0(day), samples.record1(statement, day, 0), *total, *details,
+             samples.record8(statement, day, 10500), samples.record9(5, 0, 10500)]
+    parsed = parse_coda("\n".join(lines).encode())
+    assert [(e.reference, e.amount_cents, e.communication) for e in parsed.entries] == [
+        ("GLOBAL0001/0001", 6500, EXACT), ("GLOBAL0001/0002", 4000, PARTLY)]
