@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from business import exports, figures, tables
 from business import jobs as _jobs  # registers the roll-up job; the rebuild below
@@ -135,13 +136,17 @@ def invoice_remind(invoice_id: int):
         abort(400)
     try:
         sent = send_invoice_reminder(invoice_id, actor=current_user)
+        db.session.commit()
     except LookupError:
         abort(404)
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "error")
+    except IntegrityError:
+        # Two clicks at once: the other one queued this reminder (same outbox key).
+        db.session.rollback()
+        flash(_("A reminder for this invoice was sent today already."), "info")
     else:
-        db.session.commit()
         flash(_("The reminder is on its way.") if sent
               else _("A reminder for this invoice was sent today already."),
               "success" if sent else "info")
