@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from magazine.db import db
+from magazine.errors import DomainError
 from magazine.models import AuditEvent
 from magazine.roles import Role
 from subscriptions import reconciliation, services
@@ -466,3 +467,31 @@ def test_coda_globalised_movement_yields_its_details_not_the_total():
     parsed = parse_coda("\n".join(lines).encode())
     assert [(e.reference, e.amount_cents, e.communication) for e in parsed.entries] == [
         ("GLOBAL0001/0001", 6500, EXACT), ("GLOBAL0001/0002", 4000, PARTLY)]
+
+
+def test_the_same_statement_imported_at_once_is_recorded_once(app):
+    """Four coordinators import the same file at the same moment: every transfer is
+    recorded once and each order paid once; the others see "imported before" or are told
+    someone imported it at the same moment (never an error page)."""
+    from tests.subscriptions.test_concurrency import run_at_once
+
+    with app.app_context():
+        ids = _orders()
+        coordinator_ids = [make_user(roles={Role.COORDINATOR}).id for _ in range(4)]
+    data = sample("camt053_day1.xml")
+
+    def work(i):
+        from magazine.models import User
+
+        actor = db.session.get(User, coordinator_ids[i])
+        return reconciliation.import_bank_statement(data, actor=actor)
+
+    results = run_at_once(app, work, count=4)
+    assert all(isinstance(r, reconciliation.ImportResult | DomainError) for r in results), \
+        results
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BankEntry)) == 7
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Payment).where(
+            Payment.state == PaymentState.PAID)) == 3
+        assert _state(ids)["partly"] == OrderState.AWAITING_PAYMENT
+        assert reconciliation.amount_due(db.session.get(Order, ids["partly"])) == 2500
