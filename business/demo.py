@@ -28,13 +28,13 @@ from flask import current_app
 
 from business.jobs import roll_up_month
 from business.models import SubscriptionMonth
-from business.months import month_no
+from business.months import month_no, month_start_utc
 from editorial import services as editorial_services
 from editorial.models import Issue, IssueState
 from magazine.auth.services import hash_password
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
-from magazine.models import User, UserRole
+from magazine.models import AuditEvent, User, UserRole
 from magazine.roles import Role
 from subscriptions import demo as subscriptions_demo
 from subscriptions import models as sub_models
@@ -370,11 +370,14 @@ def _monthly_rows(history: list[tuple], now: datetime) -> None:
                              complimentary=subscription.complimentary, mrr_cents=mrr,
                              recorded_at=now))
 
+    ended: list[tuple[Subscription, int]] = []
     mine = set()
     for subscription, spans in history:
         mine.add(subscription.id)
         for first, last, order in spans:
             add(subscription, first, last, order, "active")
+        if subscription.state == SubscriptionState.LAPSED:
+            ended.append((subscription, spans[-1][1]))
     others = db.session.scalars(sa.select(Subscription).where(
         Subscription.activated_at.is_not(None),
         Subscription.state.not_in([SubscriptionState.PENDING_PAYMENT,
@@ -391,6 +394,15 @@ def _monthly_rows(history: list[tuple], now: datetime) -> None:
             # so the churn spreads over the months instead of all falling in this one.
             span = current - 1 - first
             last = first + 11 if span >= 11 else first + max(span // 2, 0)
+            ended.append((subscription, last))
         add(subscription, first, last, subscription.order, subscription.state.value)
     db.session.execute(sa.insert(SubscriptionMonth), rows)
+    # The state change that ended each of them, in the audit log as the services write it,
+    # early in the month after its last counted one: `business rebuild` reads the same
+    # history from the records.
+    db.session.execute(sa.insert(AuditEvent), [dict(
+        action=f"subscription.{subscription.state.value}", object_type="subscription",
+        object_id=str(subscription.id), details={"from": "active"},
+        at=month_start_utc(last + 1) + timedelta(hours=8))
+        for subscription, last in ended if last < current])
 
