@@ -193,7 +193,7 @@ def test_a_direct_debit_that_fails_at_the_bank_is_retried_on_the_schedule(world,
     with frozen(NOW + timedelta(days=1, hours=7)):
         assert renewals.run_renewals().pending == 1
     assert with_mollie.payments_created == 2
-    second = [p for p in with_mollie.payments.values() if p.id != first.id][0]
+    [second] = [p for p in with_mollie.payments.values() if p.id != first.id]
     with_mollie.set_status(second.id, "paid")
     with_mollie.send_webhook(second.id, via=client)
     with frozen(NOW + timedelta(days=2)):
