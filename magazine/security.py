@@ -67,8 +67,22 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def install_security_headers(app: Flask) -> None:
     https = app.config["SESSION_COOKIE_SECURE"]
+
+    @app.before_request
+    def _refuse_nul_characters():
+        # No browser puts a NUL character in a URL or a form, and PostgreSQL cannot store one
+        # in a text column (the whole request would fail with a 500): a bad request, at once.
+        fields = [request.args]
+        if request.mimetype in FORM_TYPES:
+            fields.append(request.form)
+        if any("\x00" in value for multi in fields for _, values in multi.lists()
+               for value in values):
+            abort(400)
 
     @app.after_request
     def _headers(response):
