@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 PORT ?= 5000
-.PHONY: run test lint bench install extract-messages chromium clean
+.PHONY: run test lint bench load install extract-messages chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: install chromium
 
 bench: install
 	$(PY) -m bench
+
+# Load and soak (not part of `make test`): 100 sessions for 60 s on gunicorn + a throwaway
+# PostgreSQL database (LOAD_PG_URL names the server), then every count checked.
+load: install
+	$(PY) -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) instance *.egg-info .pytest_cache tests/artifacts
