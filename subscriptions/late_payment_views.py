@@ -19,6 +19,7 @@ from magazine.roles import BUSINESS_ROLES
 from magazine.security import roles_required
 from subscriptions import late_payments
 from subscriptions.fulfilment_models import LateRenewalPayment
+from subscriptions.providers import get_provider
 
 bp = Blueprint("late_payments_office", __name__,
                url_prefix="/business/subscriptions/late-payments")
@@ -50,7 +51,8 @@ def index():
         "subscriptions/office/late_payments.html", waiting=waiting,
         payments={late.id: late_payments.paid_payment(late) for late in waiting},
         settled=late_payments.settled(), confirm=ConfirmForm(), refund_form=LateRefundForm(),
-        locale=current_locale())
+        locale=current_locale(),
+        provider_label=lambda name: get_provider(name).label)
 
 
 @bp.route("/<int:late_id>/restart", methods=["POST"])
