@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,7 +36,7 @@ from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.models import User
 from magazine.roles import Role
-from subscriptions.models import Order, PlanKind
+from subscriptions.models import Order, PlanKind, ProviderEvent
 from tests.conftest import ARTIFACTS, link_in
 from tests.factories import DEFAULT_PASSWORD, make_user
 from tests.fakes.localstripe import API_KEY as STRIPE_KEY
@@ -225,6 +226,24 @@ def order_of(app, email: str) -> tuple[int, str, str, int]:
                   order.total_cents)
         db.session.remove()
         return result
+
+
+def stripe_events(app) -> int:
+    with app.app_context():
+        found = db.session.scalar(sa.select(sa.func.count()).select_from(ProviderEvent)
+                                  .where(ProviderEvent.provider == "stripe"))
+        db.session.remove()
+        return found
+
+
+def wait_until(condition, timeout: float = 15.0) -> bool:
+    """Wait for a state outside the browser (no Playwright wait applies), bounded."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def subscribe(story: Story, who: str, plan_code: str, name: str, email: str,
@@ -490,6 +509,10 @@ def test_the_magazine_end_to_end(app, browser, live_server, stand_ins, outbox, v
         [mail] = [m for m in outbox("an@example.be") if "/issues/download/" in m.body_text]
         response = story.people["an"].request.get(link_in(mail, "/issues/download/"))
         assert response.status == 200 and response.body().startswith(b"%PDF")
+
+        # Stripe's signed webhook reached the live app too (localstripe sends it about a
+        # second after the payment; long since, by now).
+        assert wait_until(lambda: stripe_events(app) > 0), "no Stripe webhook recorded"
 
         # ---- 4. The figures moved -------------------------------------------------------
         after = desk_figures(story, office, "coordinator-desk-dispatched")
