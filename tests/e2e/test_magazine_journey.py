@@ -194,8 +194,9 @@ def desk_figures(story: Story, page, name: str) -> dict[str, str]:
 
 
 def figure(figures: dict[str, str], pattern: str) -> str:
-    [value] = [v for k, v in figures.items() if re.match(pattern, k, re.I)]
-    return value
+    found = [v for k, v in figures.items() if re.match(pattern, k, re.I)]
+    assert len(found) == 1, f"no single figure {pattern!r} among {figures}"
+    return found[0]
 
 
 def number(text: str) -> int:
