@@ -9,6 +9,12 @@ browser's return page and the reconcile job all call it, so duplicates, events o
 (a refund reported before the success) and their races change nothing twice. Refunds,
 chargebacks and mandates are recorded once by their provider id (unique constraints).
 
+A chargeback of what paid an order reopens it and suspends its subscription until it is
+paid again or the chargeback is reversed; money for an order that no longer wants it is paid
+back automatically (see `_paid_after_close`). Replacement methods are recorded as setups
+(`MethodSetup`) and saved once by `finish_setup`, from the return page, the webhook or the
+reconcile job.
+
 Provider calls happen before the lock where possible; a provider that is down raises
 `ProviderUnavailable`, which callers turn into "try again" (the payment stays visible).
 Services flush; the view or job commits.
@@ -193,7 +199,8 @@ def retry_online_payment(payment: Payment, *, actor: User) -> str | None:
 def cancel_at_provider(payment: Payment) -> None:
     """Close an open online payment at its provider (the order was cancelled or expired).
     Best effort: a payment the provider will not cancel (Mollie keeps some open payments
-    until they expire) is flagged when it is paid after all (`paid_after_close`)."""
+    until they expire) is paid back automatically if it is paid after all
+    (`_paid_after_close`)."""
     provider = get_provider(payment.provider)
     if not provider.online or not provider.is_available(current_app):
         return
