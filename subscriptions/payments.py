@@ -248,6 +248,13 @@ def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Paymen
             services.record_payment(order, provider_name=payment.provider, actor=None,
                                     payment=payment, provider_ref=payment.provider_ref,
                                     note=snapshot.method)
+            if any(c.reopened_order for p in order.payments for c in p.chargebacks):
+                # Paid again after a chargeback: the first "payment received" mail had the
+                # order's key; this one is about this payment.
+                queue_mail(order.billing_email, "subscriptions_payment_received",
+                           key=f"order-paid:{order.id}:payment-{payment.id}",
+                           locale=order.locale, order=order,
+                           account_url=external_url("core.account"))
         else:
             _paid_after_close(order, payment)
     elif target == PaymentState.PENDING and payment.state == PaymentState.OPEN:

@@ -91,6 +91,7 @@ def test_chargeback_suspends_the_subscription_and_mails_a_pay_link_then_paying_a
 
     assert read_payment(app, again.id).order.state == OrderState.PAID
     assert subscription_states(app, payment_id) == [SubscriptionState.ACTIVE]
+    assert templates(outbox, email).count("subscriptions_payment_received") == 2
 
 
 def test_reversed_mollie_chargeback_restores_order_and_figures_once(app, with_mollie,
