@@ -25,10 +25,18 @@ MEMORY_GOAL_MB = 150
 
 
 def run(url: str, database: str, out_dir: Path) -> BenchResult:
-    sides = {}
-    for side in ("floor", "ours"):
-        copy = working_copy(url, f"dispatch_{side}")
-        sides[side] = run_worker("bench.dispatch", side, copy, str(out_dir / f"{side}.csv"))
+    # Two rounds, the sides taking turns, the faster run of each kept: the machine is
+    # shared, and a neighbour's burst should not decide the ratio.
+    sides: dict[str, dict] = {}
+    for _round in range(2):
+        for side in ("floor", "ours"):
+            copy = working_copy(url, f"dispatch_{side}")
+            found = run_worker("bench.dispatch", side, copy, str(out_dir / f"{side}.csv"))
+            if side not in sides or found["seconds"] < sides[side]["seconds"]:
+                found["peak_mb"] = max(found["peak_mb"], sides.get(side, found)["peak_mb"])
+                sides[side] = found
+            else:
+                sides[side]["peak_mb"] = max(found["peak_mb"], sides[side]["peak_mb"])
     ours, floor = sides["ours"], sides["floor"]
     if ours["lines"] != floor["lines"] or ours["entries"] != floor["entries"]:
         raise RuntimeError(f"dispatch: ours and the floor disagree: {ours} {floor}")
@@ -37,7 +45,9 @@ def run(url: str, database: str, out_dir: Path) -> BenchResult:
     return BenchResult(
         "dispatch", database, ours["seconds"], floor["seconds"], "s", f"ratio ≤ {RATIO_GOAL:g}, "
         f"peak ≤ {MEMORY_GOAL_MB} MB", ratio <= RATIO_GOAL and peak <= MEMORY_GOAL_MB,
-        ratio=ratio, extra={"peak_mb": round(peak, 1), "floor_peak_mb": round(
+        ratio=ratio, extra={"peak_mb": round(peak, 1),
+                            "app_loaded_mb": round(ours["peak_before_mb"], 1),
+                            "floor_peak_mb": round(
             floor["peak_mb"], 1), "subscriptions": ours["entries"], "lines": ours["lines"]})
 
 
