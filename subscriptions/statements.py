@@ -256,7 +256,8 @@ def _camt_entries(entry, transactions: list[dict], number: int,
             # No id from the bank: the same entry in a later import must still match.
             fingerprint = "|".join([tx.get("BookingDate") or "", tx["Amount"], direction,
                                     structured, free, payer, tx.get("EndToEndId") or ""])
-            reference = "sha1:" + hashlib.sha1(fingerprint.encode()).hexdigest()
+            reference = "sha1:" + hashlib.sha1(
+                fingerprint.encode(), usedforsecurity=False).hexdigest()
         if len(transactions) > 1:
             reference = f"{reference}/{index + 1}"
         entries.append(StatementEntry(
