@@ -51,18 +51,16 @@ def run(url: str, database: str, repeat: int = REPEAT) -> BenchResult:
             raise RuntimeError(f"/business/ answered {answer.status_code}")
         statements = list(captured)
 
-        times = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            answer = client.get("/business/?lang=en")
-            times.append(time.perf_counter() - started)
-            assert answer.status_code == 200
-        ours = sorted(times)[len(times) // 2]
-
-        floor_times = []
+        # The sides take turns and the fastest run of each counts: the machine is shared
+        # (and PostgreSQL sets hint bits on the first reads of a fresh copy).
+        times, floor_times = [], []
         with engine.connect() as connection:
             raw = connection.connection.driver_connection
             for _ in range(repeat):
+                started = time.perf_counter()
+                answer = client.get("/business/?lang=en")
+                times.append(time.perf_counter() - started)
+                assert answer.status_code == 200
                 started = time.perf_counter()
                 cursor = raw.cursor()
                 for statement, parameters in statements:
@@ -71,7 +69,7 @@ def run(url: str, database: str, repeat: int = REPEAT) -> BenchResult:
                         cursor.fetchall()
                 raw.rollback()
                 floor_times.append(time.perf_counter() - started)
-        floor = sorted(floor_times)[len(floor_times) // 2]
+        ours, floor = min(times), min(floor_times)
         db.session.remove()
         engine.dispose()
     ratio = ours / floor
