@@ -137,6 +137,7 @@ EVENT_LABELS = {
     "issue.slot_removed": _l("Slot removed from the flatplan"),
     "issue.slot_changed": _l("Slot changed"),
     "issue.reordered": _l("Flatplan reordered"),
+    "dispatch.locked": _l("Mailing list locked for dispatch"),
 }
 
 

@@ -87,6 +87,7 @@ def plans():
     return render_template(
         "subscriptions/plans.html", plans=services.active_plans(), locale=locale,
         per_issue=services.price_per_issue_cents,
+        online=any(p.name in ("stripe", "mollie") for p in checkout_providers(current_app)),
     )
 
 

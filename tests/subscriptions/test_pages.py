@@ -50,6 +50,17 @@ def test_plans_page_shows_active_plans_with_price_per_issue(app, client):
     assert "plan=oud" not in page
 
 
+def test_plans_page_names_online_payment_only_when_a_provider_is_set(app, client):
+    with app.app_context():
+        make_plan(code="individueel")
+    assert "Je betaalt online" not in client.get("/plans").get_data(as_text=True)
+    app.config["STRIPE_SECRET_KEY"] = "sk_test_plans"
+    try:
+        assert "Je betaalt online" in client.get("/plans").get_data(as_text=True)
+    finally:
+        app.config["STRIPE_SECRET_KEY"] = ""
+
+
 def test_logged_in_checkout_previews_then_places_the_order(app, login_as):
     with app.app_context():
         make_issue(print_date=date.today() + timedelta(days=40))
