@@ -36,10 +36,13 @@ from subscriptions.states import PaymentState
 log = logging.getLogger(__name__)
 
 CHECKOUT_METHODS = ["card", "bancontact", "sepa_debit"]
-# Decline codes a later retry may get past (Stripe's "soft" declines); anything else needs
-# the customer (a new card, authentication).
+# Decline codes a later retry may get past (Stripe's "soft" declines, among them the generic
+# decline: `card_declined` without a more precise decline code); anything else — a lost,
+# stolen or expired card, fraud, authentication required — needs the customer.
 SOFT_DECLINES = frozenset({"insufficient_funds", "processing_error", "try_again_later",
-                           "rate_limit", "issuer_not_available", "reenter_transaction"})
+                           "rate_limit", "issuer_not_available", "reenter_transaction",
+                           "generic_decline", "do_not_honor", "card_declined",
+                           "card_velocity_exceeded", "withdrawal_count_limit_exceeded"})
 
 
 def _id(value) -> str | None:

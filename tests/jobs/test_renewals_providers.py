@@ -97,18 +97,26 @@ def test_a_saved_card_is_charged_off_session_at_stripe_once(world, with_stripe):
     assert mails("renewals_renewed") == 1
 
 
-def test_a_declined_card_at_stripe_goes_to_the_customer_with_a_pay_link(world,
-                                                                       with_stripe):
+def test_a_declined_card_at_stripe_is_retried_on_the_schedule_with_a_pay_link(world,
+                                                                           with_stripe):
     # 4000000000000341 attaches but every charge is declined (`card_declined`, Stripe's
-    # generic decline): the Stripe adapter counts it as hard, so no retry is scheduled.
+    # generic decline): a soft decline, so the next attempt waits for the retry schedule
+    # and the subscriber gets a mail with a pay link meanwhile.
     sub = stripe_subscriber(world, with_stripe, "4000000000000341")
     with frozen(NOW):
         result = renewals.run_renewals()
         again = renewals.run_renewals()
-    assert (result.needs_customer, result.retry, again.needs_customer) == (1, 0, 0)
-    assert charges(sub) == [(1, ChargeStatus.NEEDS_CUSTOMER, "card_declined")]
-    assert len(intents_of(with_stripe, sub)) <= 1
-    assert mails("renewals_needs_customer") == 1
+    assert (result.retry, result.needs_customer, again.retry) == (1, 0, 0)
+    assert [(a, s) for a, s, _ in charges(sub)] == [(1, ChargeStatus.FAILED),
+                                                    (2, ChargeStatus.DUE)]
+    assert charges(sub)[0][2] == "card_declined"
+    assert mails("renewals_charge_failed") == 1
+    with frozen(NOW + timedelta(days=1, hours=1)):
+        second = renewals.run_renewals()
+    assert second.retry == 1 and mails("renewals_charge_failed") == 2
+    assert [(a, s) for a, s, _ in charges(sub)][:2] == [(1, ChargeStatus.FAILED),
+                                                        (2, ChargeStatus.FAILED)]
+    assert len(intents_of(with_stripe, sub)) <= 2
     assert db.session.get(Subscription, sub.id).term == 1
 
 
