@@ -57,25 +57,33 @@ def reconcile_payments(progress: Progress) -> ReconcileResult:
             db.session.rollback()
             continue
         before = (payment.state, len(payment.refunds), len(payment.chargebacks))
-        result.checked += 1
-        try:
-            payments.sync_payment(payment)
-            db.session.commit()
-        except ProviderError as error:
-            db.session.rollback()
-            result.unavailable += 1
-            log.warning("reconcile-payments: payment %s: %s", payment_id, error)
-            continue
-        except Exception:
-            db.session.rollback()
-            result.failed += 1
-            log.exception("reconcile-payments: payment %s failed", payment_id)
+        if not _sync_one(result, "payment", payment_id,
+                         lambda payment=payment: payments.sync_payment(payment)):
             continue
         payment = db.session.get(Payment, payment_id)
         if (payment.state, len(payment.refunds), len(payment.chargebacks)) != before:
             result.changed += 1
     _finish_setups(result)
     return result
+
+
+def _sync_one(result: ReconcileResult, what: str, ident: int, action) -> bool:
+    """Re-read one payment or setup at its provider in its own transaction; a provider that
+    does not answer or an unexpected error is counted and logged, and the run goes on."""
+    result.checked += 1
+    try:
+        action()
+        db.session.commit()
+        return True
+    except ProviderError as error:
+        db.session.rollback()
+        result.unavailable += 1
+        log.warning("reconcile-payments: %s %s: %s", what, ident, error)
+    except Exception:
+        db.session.rollback()
+        result.failed += 1
+        log.exception("reconcile-payments: %s %s failed", what, ident)
+    return False
 
 
 def _finish_setups(result: ReconcileResult) -> None:
@@ -86,19 +94,8 @@ def _finish_setups(result: ReconcileResult) -> None:
         if setup is None or not get_available(setup.provider):
             continue
         before = (setup.state, setup.refund_ref)
-        result.checked += 1
-        try:
-            payments.finish_setup(setup_id)
-            db.session.commit()
-        except ProviderError as error:
-            db.session.rollback()
-            result.unavailable += 1
-            log.warning("reconcile-payments: setup %s: %s", setup_id, error)
-            continue
-        except Exception:
-            db.session.rollback()
-            result.failed += 1
-            log.exception("reconcile-payments: setup %s failed", setup_id)
+        if not _sync_one(result, "setup", setup_id,
+                         lambda setup_id=setup_id: payments.finish_setup(setup_id)):
             continue
         setup = db.session.get(MethodSetup, setup_id)
         if (setup.state, setup.refund_ref) != before:
