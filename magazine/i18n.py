@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import date, datetime
 from decimal import Decimal
@@ -10,8 +11,8 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
-from flask import Flask, has_request_context, session
-from flask_babel import Babel, format_date, format_datetime, get_locale
+from flask import Flask, g, has_request_context, session
+from flask_babel import Babel, format_date, format_datetime, get_locale, get_translations
 from flask_login import current_user
 
 from magazine.clock import BRUSSELS, as_utc
@@ -46,7 +47,26 @@ def money(cents: int | None) -> str:
     """Integer euro cents as the locale writes them: `€ 12,50` in Dutch."""
     if cents is None:
         return ""
-    return format_currency(Decimal(cents).scaleb(-2), "EUR", locale=str(get_locale()))
+    return _money(cents, str(get_locale()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _money(cents: int, locale: str) -> str:
+    # babel's format_currency parses the locale's pattern on every call (~50 µs): amounts
+    # repeat (prices, totals), so each is formatted once per locale and worker.
+    return format_currency(Decimal(cents).scaleb(-2), "EUR", locale=locale)
+
+
+def request_translations():
+    """flask_babel's `get_translations()`, resolved once per request and locale (it looks
+    up the domain and the locale's name on every call: a page makes ~170 of them)."""
+    if not g:
+        return get_translations()
+    locale = get_locale()
+    cached = g.get("_magazine_translations")
+    if cached is None or cached[0] is not locale:  # force_locale/refresh: a new Locale
+        cached = g._magazine_translations = (locale, get_translations())
+    return cached[1]
 
 
 def local_datetime(value: datetime | None, fmt: str = "medium") -> str:
@@ -86,6 +106,13 @@ def compile_catalogs(directory: Path) -> None:
 def init_i18n(app: Flask) -> None:
     compile_catalogs(Path(app.config["BABEL_TRANSLATION_DIRECTORIES"]))
     Babel(app, locale_selector=select_locale)
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: request_translations().ugettext(s),
+        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
+        newstyle=True,
+        pgettext=lambda c, s: request_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
+    )
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["datetime"] = local_datetime
     app.jinja_env.filters["date"] = local_date

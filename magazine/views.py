@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     flash,
     has_request_context,
     jsonify,
@@ -22,12 +23,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from magazine.db import db
 from magazine.errors import DomainError
-from magazine.forms import ConfirmForm, LanguageForm
+from magazine.forms import LanguageForm
 from magazine.roles import ADMIN_ROLES, BUSINESS_ROLES, EDITORIAL_ROLES, ROLE_LABELS, Role
 from magazine.security import safe_next
 
@@ -72,6 +74,22 @@ def navigation_for(user) -> list[NavItem]:
     ]
 
 
+class CsrfOnlyForm:
+    """What base.html uses of the log-out and language forms on every page: their CSRF
+    field, rendered as a FlaskForm renders it (nothing when CSRF is off), without building
+    two WTForms forms per page."""
+
+    @property
+    def csrf_token(self) -> Markup | str:
+        if not current_app.config.get("WTF_CSRF_ENABLED", True):
+            return ""
+        return Markup('<input id="csrf_token" name="csrf_token" type="hidden" value="%s">'
+                      ) % generate_csrf()
+
+
+CSRF_ONLY_FORM = CsrfOnlyForm()
+
+
 def register_template_helpers(app: Flask) -> None:
     @app.context_processor
     def _helpers():
@@ -79,8 +97,8 @@ def register_template_helpers(app: Flask) -> None:
             return {"ROLE_LABELS": ROLE_LABELS}
         return {
             "navigation": navigation_for(current_user),
-            "language_form": LanguageForm(formdata=None, locale=None),
-            "logout_form": ConfirmForm(formdata=None),
+            "language_form": CSRF_ONLY_FORM,
+            "logout_form": CSRF_ONLY_FORM,
             "ROLE_LABELS": ROLE_LABELS,
         }
 

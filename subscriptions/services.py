@@ -130,23 +130,20 @@ SERIES_PREFIX = {INVOICE_SERIES: "", CREDIT_NOTE_SERIES: "CN"}
 def next_document_number(series: str, year: int) -> tuple[int, str]:
     """The next number of a series in a year: `2026-000123` (credit notes `CN2026-000004`).
 
-    The counter row is created once per year (a racing insert does nothing) and then moved
-    by `UPDATE … RETURNING`, which holds its row lock until this transaction ends: a second
-    checkout waits, and a rolled-back one gives its number back. No gaps, no doubles."""
+    One statement, `INSERT … ON CONFLICT DO UPDATE … RETURNING`: the year's first number
+    creates the counter row, every later one moves it, and the row lock is held until this
+    transaction ends: a second checkout waits, and a rolled-back one gives its number back.
+    No gaps, no doubles."""
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    db.session.execute(
-        insert(DocumentCounter)
-        .values(series=series, year=year, last_number=0)
-        .on_conflict_do_nothing(index_elements=["series", "year"])
-    )
     number = db.session.execute(
-        sa.update(DocumentCounter)
-        .where(DocumentCounter.series == series, DocumentCounter.year == year)
-        .values(last_number=DocumentCounter.last_number + 1)
+        insert(DocumentCounter)
+        .values(series=series, year=year, last_number=1)
+        .on_conflict_do_update(index_elements=["series", "year"],
+                               set_={"last_number": DocumentCounter.last_number + 1})
         .returning(DocumentCounter.last_number)
         .execution_options(synchronize_session=False)
     ).scalar_one()
@@ -396,6 +393,40 @@ def schedule_for(subscription: Subscription, today: date) -> SubscriptionSchedul
         if len(upcoming) == subscription.issues_remaining:
             last_issue = upcoming[-1]
     return SubscriptionSchedule(next_issue, last_issue, change_issue)
+
+
+def schedules_for(subscriptions: Sequence[Subscription], today: date
+                  ) -> list[SubscriptionSchedule]:
+    """`schedule_for` of each subscription with one query for all of them (the account
+    page): the issues not dispatched yet (the few planned ahead) and the subscriptions' first
+    issues; each subscription takes its own from those."""
+    first_ids = {s.first_issue_id for s in subscriptions if s.first_issue_id is not None}
+    condition = Issue.state != IssueState.DISPATCHED
+    if first_ids:
+        condition = sa.or_(condition, Issue.id.in_(first_ids))
+    issues = db.session.scalars(
+        sa.select(Issue).where(condition).order_by(Issue.print_date, Issue.id)).all()
+    by_id = {issue.id: issue for issue in issues}
+    upcoming = [issue for issue in issues if issue.state != IssueState.DISPATCHED]
+    # next_issue_for_changes(today), from the same rows
+    open_for_changes = [issue for issue in upcoming
+                        if issue.dispatch_cutoff is not None and issue.dispatch_cutoff >= today]
+    change_issue = min(open_for_changes, key=lambda issue: (issue.dispatch_cutoff, issue.id),
+                       default=None)
+    schedules = []
+    for subscription in subscriptions:
+        next_issue = last_issue = None
+        start = (by_id[subscription.first_issue_id] if subscription.first_issue_id is not None
+                 else change_issue)
+        if subscription.issues_remaining > 0 and start is not None:
+            key = (start.print_date, start.id)
+            mine = [issue for issue in upcoming if (issue.print_date, issue.id) >= key]
+            mine = mine[:subscription.issues_remaining]
+            next_issue = mine[0] if mine else None
+            if len(mine) == subscription.issues_remaining:
+                last_issue = mine[-1]
+        schedules.append(SubscriptionSchedule(next_issue, last_issue, change_issue))
+    return schedules
 
 
 # ---------------------------------------------------------------- checkout
@@ -1080,6 +1111,25 @@ def subscriptions_of(user: User) -> Sequence[Subscription]:
     return db.session.scalars(
         sa.select(Subscription).where(Subscription.subscriber_id == user.id)
         .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+    ).all()
+
+
+def account_subscriptions(user: User) -> Sequence[Subscription]:
+    """`subscriptions_of` with what the account page shows loaded in the same round."""
+    return db.session.scalars(
+        sa.select(Subscription).where(Subscription.subscriber_id == user.id)
+        .options(sa.orm.joinedload(Subscription.plan).lazyload(Plan.price_bands))
+        .order_by(Subscription.created_at.desc(), Subscription.id.desc())
+    ).all()
+
+
+def account_orders(user: User) -> Sequence[Order]:
+    """`orders_of` with the invoices and credit notes (not the lines) the account page shows."""
+    return db.session.scalars(
+        sa.select(Order).where(Order.user_id == user.id)
+        .options(sa.orm.lazyload(Order.lines),
+                 sa.orm.joinedload(Order.invoice).selectinload(Invoice.credit_notes))
+        .order_by(Order.created_at.desc(), Order.id.desc())
     ).all()
 
 

@@ -489,10 +489,11 @@ def delete_account():
 def account_context(user) -> dict:
     """What /account (core.account) shows of subscriptions, orders and documents."""
     today = services.today_brussels()
-    subscriptions = services.subscriptions_of(user)
+    subscriptions = services.account_subscriptions(user)
     return {
-        "subscriptions": [(s, services.schedule_for(s, today)) for s in subscriptions],
-        "orders": services.orders_of(user),
+        "subscriptions": list(zip(subscriptions, services.schedules_for(subscriptions, today),
+                                  strict=True)),
+        "orders": services.account_orders(user),
         "SubscriptionState": SubscriptionState,
         "OrderState": OrderState,
         "sub_locale": current_locale(),

@@ -323,3 +323,29 @@ def test_an_error_in_a_second_address_opens_its_part_of_the_form(app, login_as):
     assert response.status_code == 400
     assert "<details open>" in page
     assert 'id="addresses-2-postcode-error"' in page
+
+
+def test_the_account_pages_schedules_match_one_by_one(app, login_as):
+    """schedules_for (one query, the account page) gives what schedule_for gives each."""
+    from editorial.models import IssueState
+    from subscriptions import services
+
+    client = login_as(Role.SUBSCRIBER)
+    ids = [_active_subscription(app, client.user_email) for _ in range(4)]
+    today = date.today()
+    with app.app_context():
+        old = make_issue(print_date=today - timedelta(days=40), state=IssueState.DISPATCHED)
+        closed = make_issue(print_date=today + timedelta(days=2))  # cut-off passed
+        issues = [make_issue(print_date=today + timedelta(days=30 * n)) for n in (1, 2, 3)]
+        subscriptions = [db.session.get(Subscription, i) for i in ids]
+        for subscription, first, remaining in zip(
+                subscriptions, (None, old, issues[1], closed), (2, 3, 9, 0), strict=True):
+            subscription.first_issue_id = first.id if first else None
+            subscription.issues_remaining = remaining
+        db.session.commit()
+        subscriptions = services.account_subscriptions(get_user(client.user_email))
+        assert [s.id for s in subscriptions] == sorted(ids, reverse=True)
+        together = services.schedules_for(subscriptions, today)
+        assert together == [services.schedule_for(s, today) for s in subscriptions]
+        assert together[-1].next_issue == issues[0] and together[-1].last_issue == issues[1]
+        assert client.get("/account").status_code == 200
