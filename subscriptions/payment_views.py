@@ -38,6 +38,7 @@ from magazine.errors import DomainError, PermissionDenied
 from magazine.forms import ConfirmForm
 from magazine.roles import BUSINESS_ROLES
 from magazine.security import roles_required
+from magazine.views import CSRF_ONLY_FORM, CsrfOnlyForm
 from subscriptions import payment_jobs as _payment_jobs  # noqa: F401  (registers the job)
 from subscriptions import payments, services
 from subscriptions.forms import AmountField
@@ -249,8 +250,9 @@ def payment_refund_form() -> RefundForm:
 
 
 @bp.app_template_global()
-def payment_confirm_form() -> ConfirmForm:
-    return ConfirmForm(formdata=None)
+def payment_confirm_form() -> CsrfOnlyForm:
+    # The template uses only its CSRF field: no WTForms form built for each account page.
+    return CSRF_ONLY_FORM
 
 
 @bp.app_template_global()

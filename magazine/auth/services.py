@@ -279,13 +279,15 @@ def start_session(user: User, *, client_address: str, user_agent: str) -> str:
 
 
 def load_session(token: str) -> User | None:
-    session_row = db.session.scalar(
+    # Every logged-in request: the session, its user and the user's roles in one statement.
+    session_row = db.session.scalars(
         sa.select(UserSession).where(
             UserSession.token_hash == _hash_token(token),
             UserSession.revoked_at.is_(None),
             UserSession.expires_at > now_utc(),
-        )
-    )
+        ).options(sa.orm.joinedload(UserSession.user, innerjoin=True)
+                  .joinedload(User.role_rows))
+    ).unique().one_or_none()
     if session_row is None:
         return None
     user = session_row.user
