@@ -903,6 +903,12 @@ class Desk:
 def desk(period: Period, today: date, locale: str, *, unpaid_page: int = 1,
          unpaid_per_page: int | None = UNPAID_PAGE_SIZE) -> Desk:
     """Every figure of the desk: a fixed number of queries, whatever the data."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL cannot estimate joins on COALESCE(renewal order, first order): it
+        # expects millions of rows, so it JIT-compiles these queries, which took longer
+        # than running them (8.8 s of 7.6 s for the figures now at 100k subscriptions).
+        # For this transaction only.
+        db.session.execute(sa.text("SET LOCAL jit = off"))
     plan_names = {code: (name_en if locale.startswith("en") else name_nl)
                   for code, name_nl, name_en in db.session.execute(
                       sa.select(Plan.code, Plan.name_nl, Plan.name_en))}
