@@ -1,7 +1,9 @@
 """`POST /webhooks/stripe` and `POST /webhooks/mollie` (contract routes).
 
 Exempt from CSRF (providers post without our token) and from nothing else. Stripe's body is
-trusted only after its signature checks out with STRIPE_WEBHOOK_SECRET; Mollie's body is
+trusted only after its signature checks out with STRIPE_WEBHOOK_SECRET, and then applied
+from the event's own object where that says enough (`StripeProvider.snapshot_of_event`;
+else the payment is re-read); Mollie's body is
 trusted for nothing but the payment id: the payment is re-fetched from Mollie's API. Each
 notification is recorded once (ProviderEvent) and applied by
 `payments.apply_provider_payment` under the row lock, so a duplicate, a late or an
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, request
 
 from magazine import csrf
@@ -65,11 +68,26 @@ def stripe():
     return _plain(result, 200)
 
 
+def _stripe_payment_id(provider, event) -> int | None:
+    """Our payment for an event: the metadata on its object, else the payment intent it
+    names, found in our database (asked at Stripe only for an intent we do not know)."""
+    payment_id = provider.payment_id_in_event(event)
+    if payment_id is not None:
+        return payment_id
+    intent_id = provider.intent_of_event(event)
+    if intent_id:
+        payment_id = db.session.scalar(sa.select(Payment.id).where(
+            Payment.intent_ref == intent_id, Payment.provider == "stripe").limit(1))
+        if payment_id is not None:
+            return payment_id
+    return provider.payment_id_of_event(event)
+
+
 def _handle_stripe_event(provider, event) -> str:
-    payment_id = provider.payment_id_of_event(event)
+    payment_id = _stripe_payment_id(provider, event)
     if not payments.record_event("stripe", event.id, event.type, payment_id):
         return "duplicate"
-    payment = db.session.get(Payment, payment_id) if payment_id else None
+    payment = _payment_row(payment_id) if payment_id else None
     if payment is None and event.type.startswith("checkout.session."):
         # A replacement method saved in setup mode (no payment of ours): saved once here,
         # whichever of this, the browser's return or the reconcile job comes first.
@@ -93,8 +111,24 @@ def _handle_stripe_event(provider, event) -> str:
         payments.record_chargeback(payment.id, ProviderMoney(
             dispute.id, dispute.amount, status, getattr(dispute, "reason", "") or ""))
         return "chargeback"
-    payments.sync_payment(payment)
+    # The verified event's own object, when it says all the payment needs (no round trip
+    # to Stripe); else the payment is re-read.
+    snapshot = provider.snapshot_of_event(event, payment)
+    if snapshot is not None:
+        if not payments.changes_nothing(payment, snapshot):
+            payments.apply_provider_payment(payment.id, snapshot)
+    else:
+        payments.sync_payment(db.session.get(Payment, payment.id))
     return "applied"
+
+
+def _payment_row(payment_id: int):
+    """What the event is compared with (a plain row: loading the whole Payment object cost
+    more CPU than the query)."""
+    table = Payment.__table__
+    return db.session.execute(sa.select(
+        table.c.id, table.c.provider, table.c.state, table.c.method, table.c.intent_ref,
+        table.c.save_method, table.c.last_error).where(table.c.id == payment_id)).first()
 
 
 @bp.post("/mollie")

@@ -13,6 +13,7 @@ what it pays for, so a retry after a timeout is the same call.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import stripe
@@ -45,11 +46,49 @@ SOFT_DECLINES = frozenset({"insufficient_funds", "processing_error", "try_again_
                            "card_velocity_exceeded", "withdrawal_count_limit_exceeded"})
 
 
+# A payment intent's status as our payment state (anything else is still open).
+INTENT_STATES = {
+    "succeeded": PaymentState.PAID, "processing": PaymentState.PENDING,
+    "canceled": PaymentState.CANCELLED, "requires_payment_method": PaymentState.FAILED,
+}
+
+
 def _id(value) -> str | None:
     """An id from a field Stripe may send as an id or as an expanded object."""
     if value is None or isinstance(value, str):
         return value
     return getattr(value, "id", None)
+
+
+class EventObject:
+    """A verified event's JSON read like the SDK's objects: `event.data.object.metadata`,
+    `"payment_id" in metadata`, `metadata["payment_id"]`; a missing field is an
+    AttributeError (use getattr with a default)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict) -> None:
+        self._values = values
+
+    @staticmethod
+    def _wrap(value):
+        if isinstance(value, dict):
+            return EventObject(value)
+        if isinstance(value, list):
+            return [EventObject._wrap(item) for item in value]
+        return value
+
+    def __getattr__(self, name: str):
+        try:
+            return self._wrap(self._values[name])
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: str):
+        return self._wrap(self._values[key])
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
 
 
 class StripeProvider:
@@ -140,10 +179,7 @@ class StripeProvider:
             return ProviderPayment(payment.state)
         intent = self._call("payment intent", client.v1.payment_intents.retrieve, intent_id)
         customer = customer or _id(intent.customer)
-        state = {
-            "succeeded": PaymentState.PAID, "processing": PaymentState.PENDING,
-            "canceled": PaymentState.CANCELLED, "requires_payment_method": PaymentState.FAILED,
-        }.get(intent.status, PaymentState.OPEN)
+        state = INTENT_STATES.get(intent.status, PaymentState.OPEN)
         refunds: tuple[ProviderMoney, ...] = ()
         if state == PaymentState.PAID:
             found = self._call("refunds", client.v1.refunds.list,
@@ -314,21 +350,98 @@ class StripeProvider:
         if not secret or not signature:
             raise ValueError("no webhook secret or no signature")
         try:
-            return stripe.Webhook.construct_event(body, signature, secret)
+            payload = body.decode("utf-8")
+            stripe.WebhookSignature.verify_header(payload, signature, secret,
+                                                  stripe.Webhook.DEFAULT_TOLERANCE)
+            data = json.loads(payload)
         except (stripe.SignatureVerificationError, ValueError) as error:
             raise ValueError(str(error)) from error
+        if not (isinstance(data, dict) and isinstance(data.get("id"), str)
+                and isinstance(data.get("type"), str) and isinstance(data.get("data"), dict)
+                and isinstance(data["data"].get("object"), dict)):
+            raise ValueError("not a Stripe event")
+        # Read as plain attributes (what `stripe.Event.construct_from` builds cost more CPU
+        # than the rest of a webhook that changes nothing).
+        return EventObject(data)
+
+    def payment_id_in_event(self, event) -> int | None:
+        """Our payment id from the metadata we put on the session or the payment intent,
+        when the event's object carries it (no call to Stripe)."""
+        metadata = getattr(event.data.object, "metadata", None)
+        if metadata is not None and "payment_id" in metadata:
+            try:
+                return int(metadata["payment_id"])
+            except (TypeError, ValueError):
+                return None
+        return None
+
+    def intent_of_event(self, event) -> str | None:
+        """The payment intent an event's object is or points to (a charge, refund or
+        dispute points to its intent)."""
+        obj = event.data.object
+        if getattr(obj, "object", None) == "payment_intent":
+            return getattr(obj, "id", None)
+        return _id(getattr(obj, "payment_intent", None))
 
     def payment_id_of_event(self, event) -> int | None:
         """Our payment id for an event: from the metadata we put on the session or the
         payment intent (a charge or refund points to its intent, re-read from Stripe)."""
+        found = self.payment_id_in_event(event)
+        if found is not None:
+            return found
         obj = event.data.object
-        metadata = getattr(obj, "metadata", None)
-        if metadata is not None and "payment_id" in metadata:
-            return int(metadata["payment_id"])
         intent_id = _id(getattr(obj, "payment_intent", None))
         if intent_id:
             intent = self._call("payment intent", self._client().v1.payment_intents.retrieve,
                                 intent_id)
             if intent.metadata and "payment_id" in intent.metadata:
                 return int(intent.metadata["payment_id"])
+        return None
+
+    def snapshot_of_event(self, event, payment) -> ProviderPayment | None:
+        """What a verified event's own object says about `payment`, without asking Stripe;
+        None when the event lacks something the payment needs (then it is re-read).
+
+        A signed event is Stripe's word (issue 5), but an event may be late: only what
+        the state machine can apply in any order is taken from it. A succeeded or canceled
+        intent is final at Stripe, and `apply_provider_payment` never moves a payment
+        backwards (processing only moves an open payment, a failure only an open or pending
+        one, a success anything not paid). A failure is not final at Stripe (the buyer may
+        try again on the same intent), so a late one could undo a newer processing: it is
+        re-read. Refunds are taken from the refund object only on a paid payment (a refund
+        before the success is re-read: that brings the success and every refund)."""
+        obj = event.data.object
+        kind = getattr(obj, "object", None)
+        intent_id = obj.id if kind == "payment_intent" else _id(getattr(obj, "payment_intent",
+                                                                         None))
+        if payment.intent_ref and intent_id != payment.intent_ref:
+            return None  # not the intent we know for this payment: ask Stripe
+        if kind == "payment_intent":
+            state = INTENT_STATES.get(getattr(obj, "status", None) or "")
+            if state is None or state == PaymentState.FAILED:
+                return None
+            if payment.save_method and state in (PaymentState.PAID, PaymentState.PENDING) \
+                    and payment.state != PaymentState.PAID:
+                return None  # the saved method's details are not in the event
+            method = payment.method or ""
+            if not method and state != PaymentState.OPEN \
+                    and payment.state not in (PaymentState.PAID, state):
+                types = list(getattr(obj, "payment_method_types", None) or ())
+                if len(types) != 1:
+                    return None  # which method paid is on the charge
+                method = types[0]
+            return ProviderPayment(state, method=method, intent_ref=intent_id)
+        if kind == "refund" and payment.state == PaymentState.PAID:
+            status = getattr(obj, "status", "") or ""
+            refunds = () if status in ("failed", "canceled") else (ProviderMoney(
+                obj.id, obj.amount, status, getattr(obj, "reason", "") or ""),)
+            return ProviderPayment(PaymentState.PAID, refunds=refunds)
+        if kind == "charge" and payment.state == PaymentState.PAID:
+            listed = getattr(obj, "refunds", None)
+            data = getattr(listed, "data", None) if listed is not None else None
+            if data is None or getattr(listed, "has_more", False):
+                return None  # newer API versions leave the refunds out of the charge
+            return ProviderPayment(PaymentState.PAID, refunds=tuple(
+                ProviderMoney(r.id, r.amount, r.status or "", r.reason or "")
+                for r in data if r.status not in ("failed", "canceled")))
         return None

@@ -291,3 +291,68 @@ def test_cancelled_order_closes_the_stripe_checkout(app, login_as, with_stripe, 
 
     assert read_payment(app, payment_id).state == PaymentState.CANCELLED
     assert with_stripe.client().v1.checkout.sessions.retrieve(session_id).status == "expired"
+
+
+def post_signed(app, event: dict):
+    body = json.dumps(event).encode()
+    return app.test_client().post("/webhooks/stripe", data=body, headers={
+        "Stripe-Signature": signed(body), "Content-Type": "application/json"})
+
+
+def intent_event(event_id: str, payment_id: int, status: str, *, created: int,
+                 intent: str = "pi_signed_1") -> dict:
+    return {"id": event_id, "object": "event", "type": f"payment_intent.{status}",
+            "created": created,
+            "data": {"object": {"id": intent, "object": "payment_intent", "amount": 6500,
+                                "currency": "eur", "status": status,
+                                "payment_method_types": ["card"],
+                                "metadata": {"payment_id": str(payment_id)}}}}
+
+
+def test_signed_intent_events_are_applied_from_the_event_in_any_order(app, with_stripe,
+                                                                     buyer_order):
+    """A verified event's payment intent is applied as it is (Stripe is not asked: it
+    answers 500 to anything meanwhile); a late `processing` after the success, a duplicate
+    and a refund event change nothing twice."""
+    _, payment_id, _ = buyer_order("stripe")
+    now = int(time.time())
+    with_stripe.fail_next(10)
+
+    answers = [post_signed(app, event).text for event in (
+        intent_event("evt_pi_ok", payment_id, "succeeded", created=now),
+        intent_event("evt_pi_late", payment_id, "processing", created=now - 5),
+        intent_event("evt_pi_ok", payment_id, "succeeded", created=now),
+    )]
+    refund = {"object": "refund", "id": "re_signed_1", "amount": 1500,
+              "payment_intent": "pi_signed_1", "status": "succeeded", "reason": ""}
+    refunded = [post_signed(app, {"id": event_id, "object": "event", "type": kind,
+                                  "created": now + 10, "data": {"object": refund}}).text
+                for event_id, kind in (("evt_re_1", "refund.created"),
+                                       ("evt_re_2", "refund.updated"))]
+    with_stripe.reset()
+
+    assert answers == ["applied", "applied", "duplicate"]
+    assert refunded == ["applied", "applied"]
+    payment = read_payment(app, payment_id)
+    assert (payment.state, payment.method, payment.intent_ref) == (
+        PaymentState.PAID, "card", "pi_signed_1")
+    assert payment.order.state == OrderState.PAID
+    assert [r.amount_cents for r in payment.refunds] == [1500]
+    assert [n.total_cents for n in payment.order.invoice.credit_notes] == [1500]
+    assert count(app, sa.select(AuditEvent).where(AuditEvent.action == "payment.paid")) == 1
+
+
+def test_signed_intent_event_of_another_intent_is_re_read(app, with_stripe, buyer_order):
+    """An event naming an intent other than the payment's own is not trusted for it: the
+    payment is re-read (here Stripe does not answer, so the event is sent again later)."""
+    _, payment_id, _ = buyer_order("stripe")
+    now = int(time.time())
+    post_signed(app, intent_event("evt_pi_a", payment_id, "processing", created=now))
+    with_stripe.fail_next(1)
+
+    other = post_signed(app, intent_event("evt_pi_b", payment_id, "succeeded", created=now,
+                                          intent="pi_someone_else"))
+    with_stripe.reset()
+
+    assert other.status_code == 503
+    assert read_payment(app, payment_id).state == PaymentState.PENDING
