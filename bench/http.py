@@ -6,8 +6,8 @@ measured in the same run.
 - account_page: a logged-in subscriber's `GET /account` (cookie from a real login).
 - webhooks: `POST /webhooks/stripe` with distinct events signed with STRIPE_WEBHOOK_SECRET
   (`payment_intent.succeeded` naming paid Stripe payments of the generated data); the app
-  re-reads each at the Stripe stand-in (localstripe, its own process), as it does in
-  production.
+  applies each from the signed event (localstripe, its own process, runs for what an event
+  lacks, as in production: these events lack nothing).
 """
 
 from __future__ import annotations
