@@ -30,7 +30,6 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import joinedload, lazyload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from editorial.models import Issue, next_issue_for_changes
 from magazine import audit
@@ -181,18 +180,15 @@ def apply_renewal(renewal: RenewalOrder) -> bool:
     yet) and the subscriber is mailed. Returns False if it was applied before or cannot be
     (the subscription lapsed meanwhile: the payment goes on the coordinator's list of late
     payments, subscriptions.late_payments)."""
-    applied_at = now_utc()
     claimed = db.session.execute(
         sa.update(RenewalOrder)
         .where(RenewalOrder.id == renewal.id, RenewalOrder.applied_at.is_(None))
-        .values(applied_at=applied_at)
+        .values(applied_at=now_utc())
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:
         return False
-    # What was just written, without reading the row again (the rest of a renewal order
-    # does not change once made).
-    set_committed_value(renewal, "applied_at", applied_at)
+    db.session.refresh(renewal)
     # Read again as it is now; its addresses and its plan's price bands are not needed.
     subscription = db.session.get(
         Subscription, renewal.subscription_id, populate_existing=True,
