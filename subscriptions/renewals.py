@@ -29,15 +29,13 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload, lazyload
 
 from editorial.models import Issue, next_issue_for_changes
 from magazine import audit
 from magazine.clock import BRUSSELS, now_utc
-from magazine.db import db, dialect_name, insert_ignoring_duplicates, write_transaction
-from magazine.jobruns import claim_key, owner_id, release_orphans
+from magazine.db import db, insert_ignoring_duplicates, write_transaction
+from magazine.jobruns import claim_key, claim_next, release_orphans
 from magazine.mail import queue_mail
-from magazine.models import User
 from magazine.urls import external_url
 from subscriptions import pricing, services
 from subscriptions.models import (
@@ -189,12 +187,8 @@ def apply_renewal(renewal: RenewalOrder) -> bool:
     if claimed != 1:
         return False
     db.session.refresh(renewal)
-    # Read again as it is now; its addresses and its plan's price bands are not needed.
-    subscription = db.session.get(
-        Subscription, renewal.subscription_id, populate_existing=True,
-        options=[lazyload(Subscription.addresses),
-                 joinedload(Subscription.subscriber).lazyload(User.role_rows),
-                 joinedload(Subscription.plan).lazyload(Plan.price_bands)])
+    subscription = db.session.get(Subscription, renewal.subscription_id,
+                                  populate_existing=True)
     if subscription.term != renewal.term - 1 or subscription.state not in (
             SubscriptionState.ACTIVE, SubscriptionState.GRACED, SubscriptionState.CANCELLED):
         audit.record("renewal.not_applied", "subscription", subscription.id, actor=None,
@@ -430,13 +424,7 @@ def _prepare_charge(charge_id: int, result: RenewalsResult) -> tuple[int, int] |
     payment and sends the provider the very same request (same key, same body), which the
     provider answers with the first charge instead of refusing the key or charging again.
     Returns (order id, mandate id), or None when there is nothing to charge."""
-    # The charge with its subscription, subscriber and first order in one statement (the
-    # subscriber's roles and the first order's lines are not needed here).
-    charge = db.session.scalar(
-        sa.select(RenewalCharge).where(RenewalCharge.id == charge_id).options(
-            joinedload(RenewalCharge.subscription).options(
-                joinedload(Subscription.subscriber).lazyload(User.role_rows),
-                joinedload(Subscription.order).lazyload(Order.lines))))
+    charge = db.session.get(RenewalCharge, charge_id)
     subscription = charge.subscription
     if (subscription.term >= charge.term or subscription.state not in RENEWING_STATES
             or not _renews(subscription)):
@@ -447,13 +435,12 @@ def _prepare_charge(charge_id: int, result: RenewalsResult) -> tuple[int, int] |
     renewal = renewal_order_for(
         subscription, provider_name=mandate.provider if mandate else "bank_transfer")
     order = renewal.order
+    charge.order_id = order.id
     if order.state == OrderState.PAID:
-        charge.order_id = order.id
         _finish(charge, ChargeStatus.PAID, "paid otherwise")
         result.applied += apply_renewal(renewal)
         return None
     if mandate is None or order.state != OrderState.AWAITING_PAYMENT:
-        charge.order_id = order.id
         _finish(charge, ChargeStatus.NEEDS_CUSTOMER, "no valid mandate")
         _pay_link_mail(subscription, order, "renewals_needs_customer",
                        f"renewal-needs-customer:{subscription.id}:{charge.term}")
@@ -468,8 +455,6 @@ def _prepare_charge(charge_id: int, result: RenewalsResult) -> tuple[int, int] |
                           method=mandate.method, idempotency_key=charge.idempotency_key)
         db.session.add(payment)
         db.session.flush()
-    # Both in one UPDATE, at commit.
-    charge.order_id = order.id
     charge.payment_id = payment.id
     return order.id, mandate.id
 
@@ -484,13 +469,10 @@ def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
     order_id, mandate_id = prepared
     with write_transaction():
         charge = db.session.get(RenewalCharge, charge_id)
+        order = db.session.get(Order, order_id)
         mandate = db.session.get(Mandate, mandate_id)
-        # The renewal order with its order in one statement (charge_mandate reads the order
-        # again under its lock, lines included).
-        renewal = db.session.scalar(
-            sa.select(RenewalOrder).where(RenewalOrder.order_id == order_id)
-            .options(joinedload(RenewalOrder.order).lazyload(Order.lines)))
-        order = renewal.order
+        renewal = db.session.scalar(sa.select(RenewalOrder).where(
+            RenewalOrder.order_id == order_id))
         from subscriptions import payments
 
         try:
@@ -591,50 +573,23 @@ def run_renewals(progress=None) -> RenewalsResult:
         progress.start(db.session.scalar(sa.select(sa.func.count()).select_from(
             RenewalCharge).where(due)))
         db.session.rollback()
-    while charge_ids := _claim_batch(due):
-        for charge_id in charge_ids:
-            if progress:
-                progress.advance(1)
-            try:
-                charge_renewal(charge_id, result)
-            except Exception:
-                log.exception("renewals: charge %s failed", charge_id)
-                # Back in the queue in an hour (the same key: no double charge).
-                with write_transaction():
-                    db.session.execute(
-                        sa.update(RenewalCharge)
-                        .where(RenewalCharge.id == charge_id,
-                               RenewalCharge.status == ChargeStatus.CHARGING)
-                        .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY)
-                        .execution_options(synchronize_session=False))
+    while (charge_id := claim_next(RenewalCharge, due, RenewalCharge.id,
+                                   {"status": ChargeStatus.CHARGING})) is not None:
+        if progress:
+            progress.advance(1)
+        try:
+            charge_renewal(charge_id, result)
+        except Exception:
+            log.exception("renewals: charge %s failed", charge_id)
+            # Back in the queue in an hour (the same key: no double charge).
+            with write_transaction():
+                db.session.execute(
+                    sa.update(RenewalCharge)
+                    .where(RenewalCharge.id == charge_id,
+                           RenewalCharge.status == ChargeStatus.CHARGING)
+                    .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY)
+                    .execution_options(synchronize_session=False))
     return result
-
-
-CLAIM_BATCH = 20
-
-
-def _claim_batch(due: sa.ColumnElement[bool]) -> list[int]:
-    """Claim up to CLAIM_BATCH due charges for this process in one transaction (like
-    magazine.jobruns.claim_next, a batch at a time): their ids, in order, or [] when none
-    is due. Each is then charged in transactions of its own; a batch left by a process
-    that died is handed back by `release_orphans`."""
-    while True:
-        with write_transaction():
-            select = (sa.select(RenewalCharge.id).where(due).order_by(RenewalCharge.id)
-                      .limit(CLAIM_BATCH))
-            if dialect_name() == "postgresql":
-                select = select.with_for_update(skip_locked=True)
-            ids = db.session.scalars(select).all()
-            if not ids:
-                return []
-            taken = db.session.scalars(
-                sa.update(RenewalCharge).where(RenewalCharge.id.in_(ids), due)
-                .values(status=ChargeStatus.CHARGING, claimed_by=owner_id(),
-                        claimed_at=now_utc())
-                .returning(RenewalCharge.id)
-                .execution_options(synchronize_session=False)).all()
-        if taken:
-            return sorted(taken)
 
 
 # ---------------------------------------------------------------- grace and lapse
