@@ -1,7 +1,8 @@
 """A realistic magazine at scale for the benchmarks: 100k subscriptions of every kind and
 state, 1M payments over five years, 10k articles, 60 issues, with their orders, invoices,
 credit notes, refunds, chargebacks, mandates, delivery addresses, past dispatches and the
-business roll-up — consistent with the models (and with how the demo loaders fill them).
+business roll-up (the subscription rows of 24 months, the totals of every finished month) —
+consistent with the models (and with how the demo loaders fill them).
 
 Fast on purpose: ids are assigned here, rows go in set-based (`executemany` on SQLite,
 `COPY` on PostgreSQL), in chunks, with one password hash for everybody. The SQLite file is
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("BENCH_CACHE", "") or ROOT / "bench" / ".cache")
 PASSWORD = "bench-password"
@@ -261,19 +262,24 @@ class OrderSpec:
     paid_at: datetime | None = None
 
 
-def generate(database_url: str, factor: float = 1.0, *, log=print) -> dict[str, int]:
-    """Generate the magazine into `database_url` (emptied first); returns the row counts."""
+def generate(database_url: str, factor: float = 1.0, *, log=print,
+             fresh: bool = True) -> dict[str, int]:
+    """Generate the magazine into `database_url` (emptied first); returns the row counts.
+    `fresh=False` fills a database that has the schema already and is empty (the tests'),
+    and leaves it as it is otherwise (no marker table, no ANALYZE)."""
     started = time.monotonic()
     app = bench_app(database_url)
     with app.app_context():
+        from business.jobs import close_months
         from magazine.db import db
 
         engine = db.engine
-        if engine.dialect.name == "postgresql":
-            with engine.begin() as connection:
-                connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-                connection.execute(sa.text("CREATE SCHEMA public"))
-        db.create_all()
+        if fresh:
+            if engine.dialect.name == "postgresql":
+                with engine.begin() as connection:
+                    connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+                    connection.execute(sa.text("CREATE SCHEMA public"))
+            db.create_all()
         plans = _plans(app)
         with engine.begin() as connection:
             if engine.dialect.name == "sqlite":
@@ -282,17 +288,24 @@ def generate(database_url: str, factor: float = 1.0, *, log=print) -> dict[str, 
             _World(app, writer, plans, factor).build()
             if engine.dialect.name == "postgresql":
                 _fix_sequences(connection)
-                connection.execute(sa.text(
-                    "CREATE TABLE bench_generated (version text)"))
-                connection.execute(sa.text("INSERT INTO bench_generated VALUES (:v)"),
-                                   {"v": f"{schema_key()}-s{factor:g}"})
-        with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":
-                connection.connection.driver_connection.autocommit = True
-                connection.exec_driver_sql("VACUUM ANALYZE")
-            else:
-                connection.exec_driver_sql("ANALYZE")
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The business roll-up's finished months closed, as the hourly job leaves them.
+        closed = close_months()
+        db.session.commit()
+        writer.counts["business_month_totals"] = len(closed)
+        if fresh:
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    connection.execute(sa.text(
+                        "CREATE TABLE bench_generated (version text)"))
+                    connection.execute(sa.text("INSERT INTO bench_generated VALUES (:v)"),
+                                       {"v": f"{schema_key()}-s{factor:g}"})
+            with engine.connect() as connection:
+                if engine.dialect.name == "postgresql":
+                    connection.connection.driver_connection.autocommit = True
+                    connection.exec_driver_sql("VACUUM ANALYZE")
+                else:
+                    connection.exec_driver_sql("ANALYZE")
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         counts = writer.counts
         db.session.remove()
         engine.dispose()
@@ -300,7 +313,7 @@ def generate(database_url: str, factor: float = 1.0, *, log=print) -> dict[str, 
         f"{time.monotonic() - started:.1f} s: " + ", ".join(
             f"{n} {t}" for t, n in counts.items() if t in (
                 "subscriptions", "payments", "orders", "invoices", "articles", "issues",
-                "business_subscription_months")))
+                "business_subscription_months", "business_month_totals")))
     return counts
 
 

@@ -4,7 +4,8 @@ The subscriptions demo makes a few hundred subscribers of the last year. This ad
 before: subscribers who started 13–24 months ago, of whom most renewed a year later (a
 renewal order, its payment and invoice; some organisations with more or fewer copies) and
 the rest lapsed; a few refunds and chargebacks; and then the monthly roll-up rows for every
-month since the first subscriber, as the `business-rollup` job would have written them.
+month since the first subscriber and the totals of every finished month, as the
+`business-rollup` job would have written them.
 Invoice numbers are given again in date order per year afterwards, so they stay gapless.
 
 Before the subscriptions demo (`load_past_issues`): the issues of the two years before the
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from business.jobs import roll_up_month
+from business.jobs import close_months, roll_up_month
 from business.models import SubscriptionMonth
 from business.months import month_no, month_start_utc
 from editorial import services as editorial_services
@@ -179,6 +180,8 @@ def load_business_demo() -> list[str]:
     _renumber_invoices()
     _monthly_rows(history, now)
     roll_up_month(_month_of(now))
+    # Every finished month closed, as the hourly job would have done at each month's end.
+    close_months()
     dispatched = _dispatch_records(now)
     db.session.commit()
     return [f"{HISTORY_SUBSCRIBERS} subscribers of the year before", "monthly figures",

@@ -24,9 +24,10 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from business.models import SubscriptionMonth
+from business.models import MonthTotals, RevenueMonth, SubscriptionMonth
 from business.months import Period, month_no, month_of, month_of_day, month_start_utc
 from editorial.models import Issue, IssueState
+from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from subscriptions import models as sub_models
 from subscriptions.models import (
@@ -400,36 +401,61 @@ class Movements:
         return self.churned / base if base else None
 
 
-def movements(period: Period) -> Movements:
-    """Subscriber and MRR movements per month, from the monthly roll-up: a paying subscriber
-    (complimentary subscriptions left out) counted in month m and not in m − 1 is new (never
-    counted before) or reactivated; counted in m − 1 and not in m has churned; counted in
-    both with a higher (lower) MRR has expanded (contracted)."""
-    # One pass: each subscriber-month (summed over the subscriber's subscriptions) next to
-    # the subscriber's previous counted month and its MRR (LAG, one sort), then one GROUP BY
-    # month. Churned in m = counted in m − 1 − stayed into m (and their MRR then). The start
-    # of a month is the end of the one before: shifted here, over the months only. No
-    # self-join and no second copy of the rows (SQLite has no index on a subquery and would
-    # compare every pair; 1.26M roll-up rows: 18 s before, bench/dashboard.py).
+# What a month's totals hold, in this order (see business/models.py: MonthTotals).
+MONTH_FIELDS = ("subscribers", "mrr_cents", "new", "mrr_new", "reactivated",
+                "mrr_reactivation", "mrr_expansion", "mrr_contraction", "stayed",
+                "mrr_stayed_before")
+_NOTHING = (0,) * len(MONTH_FIELDS)
+# `closed` not given: ask the table which months are closed.
+_ASK = object()
+
+
+def month_totals(first: int, last: int) -> dict[int, tuple[int, ...]]:
+    """Per month `first`..`last` that counted paying subscribers: MONTH_FIELDS summed from
+    the subscription rows of the roll-up. The closing of a month stores exactly this; the
+    desk runs it live for the months not closed yet (the running one).
+
+    A subscriber-month (summed over the subscriber's subscriptions; complimentary ones left
+    out) is put next to the subscriber's previous counted month in the window from the
+    month before `first` (LAG, one sort): the month just before means they stayed; an
+    earlier one in the window, or any earlier row at all (an index lookup, made only for
+    those not counted in the window before), means reactivated; none means new. So the
+    totals of a month do not depend on where the window starts, and a month or two are
+    counted from their own rows and the month before, not from the whole history. No
+    self-join (SQLite has no index on a subquery and would compare every pair)."""
     base = (
         sa.select(SubscriptionMonth.month_no.label("m"),
                   SubscriptionMonth.subscriber_key.label("k"),
                   sa.func.sum(SubscriptionMonth.mrr_cents).label("mrr"))
         .where(SubscriptionMonth.complimentary.is_(False),
-               SubscriptionMonth.month_no <= period.last)
+               SubscriptionMonth.month_no.between(first - 1, last))
         .group_by(SubscriptionMonth.month_no, SubscriptionMonth.subscriber_key)
         .subquery("base")
     )
     window = {"partition_by": base.c.k, "order_by": base.c.m}
     linked = sa.select(
-        base.c.m, base.c.mrr,
+        base.c.m, base.c.k, base.c.mrr,
         sa.func.lag(base.c.m).over(**window).label("pm"),
         sa.func.lag(base.c.mrr).over(**window).label("pmrr"),
     ).subquery("linked")
     j = linked.c
-    stays = j.pm == j.m - 1
-    is_new = j.pm.is_(None)
-    is_back = j.pm < j.m - 1
+    earlier = sa.orm.aliased(SubscriptionMonth, name="earlier")
+    counted_before = sa.exists().where(earlier.subscriber_key == j.k,
+                                       earlier.complimentary.is_(False),
+                                       earlier.month_no < j.m)
+    status = sa.case(
+        (j.pm == j.m - 1, "stay"),
+        (j.pm.is_not(None), "back"),
+        (counted_before, "back"),
+        else_="new",
+    )
+    classified = (
+        sa.select(j.m, j.mrr, j.pmrr, status.label("status"))
+        .where(j.m >= first)
+        .subquery("classified")
+    )
+    c = classified.c
+    stays, is_new, is_back = c.status == "stay", c.status == "new", c.status == "back"
 
     def count_if(condition):
         return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
@@ -439,21 +465,61 @@ def movements(period: Period) -> Movements:
 
     query = (
         sa.select(
-            j.m, sa.func.count(), sa.func.coalesce(sa.func.sum(j.mrr), 0),
-            count_if(is_new), sum_if(is_new, j.mrr),
-            count_if(is_back), sum_if(is_back, j.mrr),
-            sum_if(sa.and_(stays, j.mrr > j.pmrr), j.mrr - j.pmrr),
-            sum_if(sa.and_(stays, j.mrr < j.pmrr), j.pmrr - j.mrr),
-            count_if(stays), sum_if(stays, j.pmrr),
+            c.m, sa.func.count(), sa.func.coalesce(sa.func.sum(c.mrr), 0),
+            count_if(is_new), sum_if(is_new, c.mrr),
+            count_if(is_back), sum_if(is_back, c.mrr),
+            sum_if(sa.and_(stays, c.mrr > c.pmrr), c.mrr - c.pmrr),
+            sum_if(sa.and_(stays, c.mrr < c.pmrr), c.pmrr - c.mrr),
+            count_if(stays), sum_if(stays, c.pmrr),
         )
-        .where(j.m >= period.first - 1)
-        .group_by(j.m)
+        .group_by(c.m)
     )
-    rows = {int(row[0]): [int(x) for x in row[1:]] for row in db.session.execute(query)}
+    return {int(row[0]): tuple(int(x) for x in row[1:]) for row in db.session.execute(query)}
+
+
+def closed_month() -> int | None:
+    """The latest month whose totals are stored (see MonthTotals), never the running one;
+    None when none is."""
+    latest = db.session.scalar(sa.select(sa.func.max(MonthTotals.month_no)))
+    if latest is None:
+        return None
+    return min(int(latest), month_no(now_utc().astimezone(BRUSSELS).date()) - 1)
+
+
+def _stored_or_live_months(first: int, last: int, closed) -> dict[int, tuple[int, ...]]:
+    """MONTH_FIELDS of the months `first`..`last`: the closed ones from their stored totals
+    (a closed month without a row counted nobody), the others live."""
+    if closed is _ASK:
+        closed = closed_month()
+    rows: dict[int, tuple[int, ...]] = {}
+    if closed is not None and closed >= first:
+        columns = [getattr(MonthTotals, name) for name in MONTH_FIELDS]
+        rows = {int(number): tuple(int(x) for x in values)
+                for number, *values in db.session.execute(
+                    sa.select(MonthTotals.month_no, *columns)
+                    .where(MonthTotals.month_no.between(first, min(closed, last))))}
+    live_from = first if closed is None else max(first, closed + 1)
+    if live_from <= last:
+        rows.update(month_totals(live_from, last))
+    return rows
+
+
+def movements(period: Period, *, closed=_ASK, live: bool = False) -> Movements:
+    """Subscriber and MRR movements per month, from the monthly roll-up: a paying subscriber
+    (complimentary subscriptions left out) counted in month m and not in m − 1 is new (never
+    counted before) or reactivated; counted in m − 1 and not in m has churned; counted in
+    both with a higher (lower) MRR has expanded (contracted).
+
+    The closed months come from their stored totals, the rest from the subscription rows
+    (`month_totals`); `closed` is the latest closed month if the caller knows it, `live`
+    counts every month from the rows (the stored totals must agree: tests/business)."""
+    # Churned in m = counted in m − 1 − stayed into m (and their MRR then). The start of a
+    # month is the end of the one before: shifted here, over the months only.
+    rows = _stored_or_live_months(period.first - 1, period.last, None if live else closed)
     result = []
     for m in period.months:
-        this = rows.get(m, [0] * 10)
-        before = rows.get(m - 1, [0] * 10)
+        this = rows.get(m, _NOTHING)
+        before = rows.get(m - 1, _NOTHING)
         result.append(MonthMovement(
             m, active_start=before[0], new=this[2], reactivated=this[4],
             churned=before[0] - this[8], active_end=this[0], mrr_start=before[1],
@@ -509,9 +575,9 @@ def _proportional_vat(amount, order_total, order_vat):
     )
 
 
-def _money_movements(period: Period):
-    """Every euro that came in or went back in the period, signed: paid payments in the
-    month they were paid; refunds and chargebacks in the month they happened."""
+def _money_movements(starts, ends):
+    """Every euro that came in or went back from `starts` to `ends`, signed: paid payments
+    in the month they were paid; refunds and chargebacks in the month they happened."""
     order_plan = (
         sa.select(OrderLine.order_id.label("order_id"),
                   sa.func.max(OrderLine.plan_id).label("plan_id"))
@@ -531,7 +597,7 @@ def _money_movements(period: Period):
         return (
             query.join(Order, Order.id == Payment.order_id)
             .outerjoin(order_plan, order_plan.c.order_id == Order.id)
-            .where(when >= period.starts, when < period.ends)
+            .where(when >= starts, when < ends)
         )
 
     parts = [
@@ -546,17 +612,40 @@ def _money_movements(period: Period):
     return sa.union_all(*parts).cte("money")
 
 
-def revenue(period: Period) -> Revenue:
-    money = _money_movements(period)
+def revenue_sums(first: int, last: int):
+    """SQL: the money of the months `first`..`last` summed per month, provider, plan and
+    kind (amount, and VAT signed: negative for money that went back) — what the closing of
+    a month stores (RevenueMonth) and what the desk sums live for the months not closed."""
+    money = _money_movements(month_start_utc(first), month_start_utc(last + 1))
     sign = sa.case((money.c.kind == "received", 1), else_=-1)
-
-    # One query grouped by month, provider and plan (a few hundred rows), folded into the
-    # three splits here: the money CTE is computed once instead of three times.
-    sums = db.session.execute(
+    return (
         sa.select(money.c.month, money.c.provider, money.c.plan_id, money.c.kind,
                   sa.func.sum(money.c.amount), sa.func.sum(money.c.vat * sign))
         .group_by(money.c.month, money.c.provider, money.c.plan_id, money.c.kind)
-    ).all()
+    )
+
+
+def revenue(period: Period, *, closed=_ASK, live: bool = False) -> Revenue:
+    """Received, refunded and charged back per month, provider and plan: the closed months
+    from their stored sums (RevenueMonth), the others summed live from the payments, refunds
+    and chargebacks (`live`: every month so; the stored sums must agree)."""
+    if live:
+        closed = None
+    elif closed is _ASK:
+        closed = closed_month()
+    # One query (a few hundred rows), folded into the three splits here: the money is read
+    # once instead of three times.
+    parts = []
+    if closed is not None and closed >= period.first:
+        parts.append(
+            sa.select(RevenueMonth.month_no, RevenueMonth.provider, RevenueMonth.plan_id,
+                      RevenueMonth.kind, RevenueMonth.amount_cents, RevenueMonth.vat_cents)
+            .where(RevenueMonth.month_no.between(period.first, min(closed, period.last))))
+    live_from = period.first if closed is None else max(period.first, closed + 1)
+    if live_from <= period.last:
+        parts.append(revenue_sums(live_from, period.last))
+    query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    sums = db.session.execute(query).all() if parts else []
 
     def grouped(index: int) -> list[RevenueRow]:
         rows: dict[object, RevenueRow] = {}
@@ -912,6 +1001,7 @@ def desk(period: Period, today: date, locale: str, *, unpaid_page: int = 1,
     plan_names = {code: (name_en if locale.startswith("en") else name_nl)
                   for code, name_nl, name_en in db.session.execute(
                       sa.select(Plan.code, Plan.name_nl, Plan.name_en))}
+    closed = closed_month()
     if period.last < month_no(today):
         as_at, now = period.last_day, figures_at_month_end(period.last)
         deferred = deferred_revenue()
@@ -921,7 +1011,7 @@ def desk(period: Period, today: date, locale: str, *, unpaid_page: int = 1,
     return Desk(
         period=period, today=today, now=now, as_at=as_at, deferred_cents=deferred,
         print_run=print_run(today),
-        movements=movements(period), revenue=revenue(period),
+        movements=movements(period, closed=closed), revenue=revenue(period, closed=closed),
         issues=recognised_per_issue(period), renewal_rates=renewal_rates(period),
         unpaid=unpaid_invoices(today, page=unpaid_page, per_page=unpaid_per_page),
         renewals=upcoming_renewals(today),

@@ -1,17 +1,18 @@
 """The roll-up of the desk: the running month's subscription rows every hour (see models),
-and the rebuild of past months from the records (`flask --app wsgi business rebuild`)."""
+the totals of each month once it is over, and the rebuild of past months from the records
+(`flask --app wsgi business rebuild`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import IntegrityError
 
 from business import figures
-from business.models import SubscriptionMonth
-from business.months import month_no, month_start_utc
+from business.models import MonthTotals, RevenueMonth, SubscriptionMonth
+from business.months import month_label, month_no, month_start_utc
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.jobs import Progress, register_job
@@ -20,7 +21,9 @@ from subscriptions.models import (
     Dispatch,
     DispatchEntry,
     OrderLine,
+    Payment,
     Plan,
+    Refund,
     RenewalOrder,
     Subscription,
 )
@@ -31,12 +34,17 @@ from subscriptions.states import SubscriptionState
 class RollupResult:
     month: str = ""
     subscriptions: int = 0
+    closed: list[int] = field(default_factory=list)
     taken: bool = False
 
     def summary(self) -> str:
         if self.taken:
             return f"business-rollup: {self.month} taken by another run"
-        return f"business-rollup: {self.month}, {self.subscriptions} subscriptions counted"
+        text = f"business-rollup: {self.month}, {self.subscriptions} subscriptions counted"
+        if self.closed:
+            first, last = month_label(self.closed[0]), month_label(self.closed[-1])
+            text += f"; closed {first}" + (f" – {last}" if last != first else "")
+        return text
 
 
 def roll_up_month(number: int) -> int:
@@ -65,18 +73,75 @@ def roll_up_month(number: int) -> int:
                              .where(SubscriptionMonth.month_no == number)) or 0
 
 
+def _current_month() -> int:
+    return month_no(now_utc().astimezone(BRUSSELS).date())
+
+
+def _first_recorded_month() -> int | None:
+    """The earliest month anything the totals sum happened in (a subscription counted, a
+    payment, a refund, a chargeback); None when nothing has."""
+    moments = [sa.func.min(Payment.paid_at), sa.func.min(Refund.created_at)]
+    if figures.Chargeback is not None:
+        moments.append(sa.func.min(figures.Chargeback.created_at))
+    found = [db.session.scalar(sa.select(sa.func.min(SubscriptionMonth.month_no)))]
+    found += [month_no(moment.astimezone(BRUSSELS).date()) if moment is not None else None
+              for moment in (db.session.scalar(sa.select(first)) for first in moments)]
+    found = [int(number) for number in found if number is not None]
+    return min(found) if found else None
+
+
+def close_months(first: int | None = None) -> list[int]:
+    """Store the totals of every finished month not closed yet — and of every month from
+    `first` on, again — from its rows and its money (`figures.month_totals`,
+    `figures.revenue_sums`: the queries the desk runs live for months not closed), so the
+    desk reads them instead. Months are closed in a row from the first with anything in it,
+    so every month up to the latest closed one has its totals (or had nothing). A month's
+    rows are replaced, never added to: safe twice. Returns the months closed; the caller
+    commits.
+
+    Only finished months: the running month's rows change every hour and its money every
+    minute. A finished month's money does not change any more (a payment counts in the
+    month it was paid, a refund or chargeback in the month it was recorded), and its rows
+    only by `business rebuild`, which closes its months again."""
+    current = _current_month()
+    latest = db.session.scalar(sa.select(sa.func.max(MonthTotals.month_no)))
+    start = int(latest) + 1 if latest is not None else _first_recorded_month()
+    if first is not None:
+        start = first if start is None else min(start, first)
+    if start is None or start >= current:
+        return []
+    months = list(range(start, current))
+    totals = figures.month_totals(start, current - 1)
+    money = db.session.execute(figures.revenue_sums(start, current - 1)).all()
+    db.session.execute(sa.delete(MonthTotals).where(MonthTotals.month_no >= start))
+    db.session.execute(sa.delete(RevenueMonth).where(RevenueMonth.month_no >= start))
+    recorded = now_utc()
+    db.session.execute(sa.insert(MonthTotals), [
+        dict(zip(("month_no", *figures.MONTH_FIELDS, "recorded_at"),
+                 (number, *totals.get(number, figures._NOTHING), recorded), strict=True))
+        for number in months])
+    if money:
+        db.session.execute(sa.insert(RevenueMonth), [
+            dict(month_no=int(number), provider=provider, plan_id=plan_id, kind=kind,
+                 amount_cents=int(amount or 0), vat_cents=int(vat or 0))
+            for number, provider, plan_id, kind, amount, vat in money])
+    return months
+
+
 @register_job("business-rollup", CronTrigger(hour="*", minute=47, timezone=BRUSSELS),
               "count the running subscriptions of this month for the business figures")
 def business_rollup(progress: Progress) -> RollupResult:
     """Hourly, so the month's last hour is in: the rows of a finished month stay as the last
-    run of that month left them. Safe twice and side by side: a run replaces the month's
-    rows in one transaction; one that collides with another is rolled back."""
+    run of that month left them, and the first run after it closes the month (its totals,
+    `close_months`). Safe twice and side by side: a run replaces the month's rows in one
+    transaction; one that collides with another is rolled back."""
     today = now_utc().astimezone(BRUSSELS).date()
     number = month_no(today)
     result = RollupResult(month=f"{today:%Y-%m}")
     progress.start(1)
     try:
         result.subscriptions = roll_up_month(number)
+        result.closed = close_months()
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -177,12 +242,13 @@ def rebuild_month(number: int) -> int:
 def rebuild(first: int, progress: Progress | None = None) -> list[tuple[int, int]]:
     """Rebuild every month from `first` to the running one, each in its own transaction:
     finished months from the records (`rebuild_month`), the running month as the hourly
-    job counts it. Safe to run again: a month's rows are replaced, never added to. Returns
-    (month, rows) per month."""
-    current = month_no(now_utc().astimezone(BRUSSELS).date())
+    job counts it; then the totals of the finished ones again (`close_months`: a month's
+    new and reactivated subscribers depend on the months before it). Safe to run again: a
+    month's rows are replaced, never added to. Returns (month, rows) per month."""
+    current = _current_month()
     months = list(range(first, current + 1))
     if progress is not None:
-        progress.start(len(months))
+        progress.start(len(months) + 1)
     done = []
     for number in months:
         rows = roll_up_month(number) if number == current else rebuild_month(number)
@@ -190,4 +256,8 @@ def rebuild(first: int, progress: Progress | None = None) -> list[tuple[int, int
         done.append((number, rows))
         if progress is not None:
             progress.advance(1)
+    close_months(first)
+    db.session.commit()
+    if progress is not None:
+        progress.advance(1)
     return done

@@ -302,7 +302,7 @@ class Payment(db.Model):
         sa.ForeignKey("users.id", ondelete="SET NULL")
     )
     received_on: Mapped[date | None]
-    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     # Online payments (see subscriptions/payments.py): where the buyer pays, how, whether
     # this first payment saves the method for renewals, the provider's customer and
