@@ -371,11 +371,14 @@ def _record_event_statement(dialect: str):
     return statement
 
 
-def record_event(provider: str, event_ref: str, kind: str, payment_id: int | None) -> bool:
+def record_event(provider: str, event_ref: str, kind: str, payment_id: int | None, *,
+                 connection: sa.Connection | None = None) -> bool:
     """Record a provider's notification once; False when it was recorded before. A racing
-    duplicate waits on the unique key until the first one commits, then finds it."""
-    statement = _record_event_statement(db.session.get_bind().dialect.name)
-    inserted = db.session.execute(statement, {
+    duplicate waits on the unique key until the first one commits, then finds it. On
+    `connection` (a Core connection, in its own transaction) instead of the session."""
+    executor = db.session if connection is None else connection
+    dialect = (db.session.get_bind() if connection is None else connection).dialect.name
+    inserted = executor.execute(_record_event_statement(dialect), {
         "provider": provider, "event_ref": event_ref[:160], "kind": kind[:80],
         "payment_id": payment_id, "received_at": now_utc()}).scalar()
     return inserted is not None
