@@ -69,15 +69,34 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
+# The headers every response gets unless it set its own, as (name, value) pairs built once:
+# this runs on every request.
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+HSTS_HEADER = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+# Pages can hold personal data: never keep them in shared caches.
+NO_STORE_HEADER = ("Cache-Control", "no-store")
+
 
 def install_security_headers(app: Flask) -> None:
-    https = app.config["SESSION_COOKIE_SECURE"]
+    defaults = SECURITY_HEADERS + ((HSTS_HEADER,) if app.config["SESSION_COOKIE_SECURE"]
+                                   else ())
+    page_defaults = (*defaults, NO_STORE_HEADER)
 
     @app.before_request
     def _refuse_nul_characters():
         # No browser puts a NUL character in a URL or a form, and PostgreSQL cannot store one
         # in a text column (the whole request would fail with a 500): a bad request, at once.
-        fields = [request.args]
+        # The query's values hold one only if its raw text has `%00` or a NUL byte (UTF-8
+        # decoding makes no NUL of anything else): the arguments are parsed only then.
+        query = request.query_string
+        fields = [request.args] if b"%00" in query or b"\x00" in query else []
         if request.mimetype in FORM_TYPES:
             fields.append(request.form)
         if any("\x00" in value for multi in fields for _, values in multi.lists()
@@ -87,15 +106,10 @@ def install_security_headers(app: Flask) -> None:
     @app.after_request
     def _headers(response):
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if https:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if request.endpoint and not request.endpoint.endswith("static"):
-            # Pages can hold personal data: never keep them in shared caches.
-            headers.setdefault("Cache-Control", "no-store")
+        endpoint = request.endpoint
+        wanted = page_defaults if endpoint and not endpoint.endswith("static") else defaults
+        present = {name.lower() for name, _ in headers}
+        for name, value in wanted:
+            if name.lower() not in present:
+                headers.add(name, value)
         return response

@@ -53,8 +53,10 @@ def stripe():
         log.warning("stripe webhook with a bad or missing signature refused")
         return _plain("bad signature", 400)
     try:
-        result = _handle_stripe_event(provider, event)
-        db.session.commit()
+        result = _record_when_nothing_changes(provider, event)
+        if result is None:
+            result = _handle_stripe_event(provider, event)
+            db.session.commit()
     except ProviderUnavailable as error:
         db.session.rollback()
         log.warning("stripe webhook %s: %s", event.id, error)
@@ -66,6 +68,40 @@ def stripe():
         log.warning("stripe webhook %s refused on re-read: %s", event.id, error)
         return _plain("ignored", 200)
     return _plain(result, 200)
+
+
+# What an event is compared with: a plain row (loading the whole Payment object cost more
+# CPU than the query), with a statement built once.
+_PAYMENT_ROW = sa.select(
+    *(Payment.__table__.c[name] for name in ("id", "provider", "state", "method", "intent_ref",
+                                             "save_method", "last_error"))
+).where(Payment.__table__.c.id == sa.bindparam("payment_id"))
+
+
+def _record_when_nothing_changes(provider, event) -> str | None:
+    """The common repeat — a `succeeded` for a payment already paid, a second report of the
+    same state — recorded with two prebuilt statements on a connection of its own (no ORM
+    session); None when the event may change something (then `_handle_stripe_event` takes
+    it, in the session, from the start).
+
+    The payment is read before the event is recorded: on SQLite the insert takes the
+    database's write lock until the commit, and nothing else happens in between. Reading
+    without a lock is safe because `changes_nothing` holds whatever a concurrent writer did
+    since (see there); the event is recorded once either way (unique key)."""
+    payment_id = provider.payment_id_in_event(event)
+    if payment_id is None or event.type.startswith("charge.dispute."):
+        return None
+    with db.engine.connect() as connection:
+        payment = connection.execute(_PAYMENT_ROW, {"payment_id": payment_id}).first()
+        if payment is None or payment.provider != "stripe":
+            return None
+        snapshot = provider.snapshot_of_event(event, payment)
+        if snapshot is None or not payments.changes_nothing(payment, snapshot):
+            return None
+        recorded = payments.record_event("stripe", event.id, event.type, payment_id,
+                                         connection=connection)
+        connection.commit()
+    return "applied" if recorded else "duplicate"
 
 
 def _stripe_payment_id(provider, event) -> int | None:
@@ -123,12 +159,7 @@ def _handle_stripe_event(provider, event) -> str:
 
 
 def _payment_row(payment_id: int):
-    """What the event is compared with (a plain row: loading the whole Payment object cost
-    more CPU than the query)."""
-    table = Payment.__table__
-    return db.session.execute(sa.select(
-        table.c.id, table.c.provider, table.c.state, table.c.method, table.c.intent_ref,
-        table.c.save_method, table.c.last_error).where(table.c.id == payment_id)).first()
+    return db.session.execute(_PAYMENT_ROW, {"payment_id": payment_id}).first()
 
 
 @bp.post("/mollie")
