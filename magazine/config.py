@@ -44,6 +44,13 @@ def _int_list(name: str, value: str | None, default: list[int]) -> list[int]:
     return [_int(name, part.strip(), 0) for part in value.split(",") if part.strip()]
 
 
+def _concurrency(value: str | None) -> int:
+    number = _int("RENEWAL_CONCURRENCY", value, 4)
+    if not 1 <= number <= 8:
+        raise ConfigError(f"RENEWAL_CONCURRENCY must be from 1 to 8, got {number}")
+    return number
+
+
 # Days before the print date for each deadline of an issue (editable per issue).
 DEFAULT_DEADLINE_OFFSETS = {
     "copy_deadline": 42,
@@ -167,6 +174,10 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "RENEWAL_RETRY_DAYS": _int_list(
             "RENEWAL_RETRY_DAYS", environ.get("RENEWAL_RETRY_DAYS"), [1, 3, 7]
         ),
+        # Renewal charges made at the same time by one `renewals` run (threads, each with
+        # its own claimed charge, key and transactions): the provider's answer takes
+        # 100-300 ms, so one at a time 10k charges would take most of an hour.
+        "RENEWAL_CONCURRENCY": _concurrency(environ.get("RENEWAL_CONCURRENCY")),
         "GRACE_ISSUES": _int("GRACE_ISSUES", environ.get("GRACE_ISSUES"), 1),
         "GRACE_DAYS": _int("GRACE_DAYS", environ.get("GRACE_DAYS"), 30),
         "DIGITAL_LINK_DAYS": _int("DIGITAL_LINK_DAYS", environ.get("DIGITAL_LINK_DAYS"), 60),

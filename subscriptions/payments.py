@@ -222,8 +222,12 @@ def sync_payment(payment: Payment) -> Payment:
     return apply_provider_payment(payment.id, snapshot)
 
 
-def _locked(payment_id: int) -> tuple[Order, Payment]:
-    order_id = db.session.scalar(sa.select(Payment.order_id).where(Payment.id == payment_id))
+def _locked(payment_id: int, order_id: int | None = None) -> tuple[Order, Payment]:
+    """The payment's order and then the payment, read again under their locks (in that
+    order, as every path takes them). `order_id` when the caller knows it already."""
+    if order_id is None:
+        order_id = db.session.scalar(sa.select(Payment.order_id)
+                                     .where(Payment.id == payment_id))
     if order_id is None:
         raise DomainError(_("This payment does not exist."))
     order = services._locked_order(order_id)
@@ -250,6 +254,11 @@ def changes_nothing(payment: Payment, snapshot: ProviderPayment) -> bool:
 def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Payment:
     """Bring our payment to what the provider reports, once (see the module docstring)."""
     order, payment = _locked(payment_id)
+    return _apply_locked(order, payment, snapshot)
+
+
+def _apply_locked(order: Order, payment: Payment, snapshot: ProviderPayment) -> Payment:
+    """`apply_provider_payment` once the order and the payment are locked."""
     if snapshot.intent_ref and payment.intent_ref != snapshot.intent_ref:
         payment.intent_ref = snapshot.intent_ref
     if snapshot.method and payment.method != snapshot.method[:32]:
@@ -766,33 +775,77 @@ def setups_to_reconcile(limit: int = 1000) -> list[int]:
 # ---------------------------------------------------------------- off-session charges
 
 def charge_mandate(order: Order, mandate: Mandate, *, idempotency_key: str) -> ChargeResult:
-    """Charge a saved method for an order (the renewals job calls this once per attempt).
+    """Charge a saved method for an order, in the caller's transaction.
 
     The key comes from what is paid for (subscription + term + attempt): calling again with
     the same key, after a timeout or a crash, reuses the same payment row and the provider
     answers with the same charge. Returns paid / pending / failed-retryable /
-    failed-needs-customer with the reason."""
-    payment = db.session.scalar(sa.select(Payment).where(
-        Payment.idempotency_key == idempotency_key))
+    failed-needs-customer with the reason. The renewals job uses the three steps below
+    itself, so that the provider call is made with no transaction open."""
+    payment = mandate_payment(order, mandate, idempotency_key=idempotency_key)
+    known = known_charge_outcome(payment, mandate)
+    if known is not None:
+        return known
+    result = call_charge(payment, mandate.mandate_ref, idempotency_key=idempotency_key)
+    record_charge(payment.id, result, order_id=order.id)
+    return result
+
+
+def mandate_payment(order: Order, mandate: Mandate, *, idempotency_key: str,
+                    payment_id: int | None = None) -> Payment:
+    """The payment of an off-session charge: the one made before for the same key (a retry
+    after a timeout or a crash: the provider answers it with the first charge), or a new
+    one. `payment_id` when the caller knows which row that is."""
+    if payment_id is not None:
+        payment = db.session.get(Payment, payment_id)
+    else:
+        payment = db.session.scalar(sa.select(Payment).where(
+            Payment.idempotency_key == idempotency_key))
     if payment is None:
-        payment = Payment(order_id=order.id, provider=mandate.provider,
-                          amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
-                          method=mandate.method, idempotency_key=idempotency_key)
-        db.session.add(payment)
-        db.session.flush()
-    elif payment.state == PaymentState.PAID:
+        payment = new_mandate_payment(order, mandate, idempotency_key=idempotency_key)
+    return payment
+
+
+def new_mandate_payment(order: Order, mandate: Mandate, *, idempotency_key: str) -> Payment:
+    """A new payment for an off-session charge (its key is unique: a second one fails)."""
+    payment = Payment(order_id=order.id, provider=mandate.provider,
+                      amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
+                      method=mandate.method, idempotency_key=idempotency_key)
+    db.session.add(payment)
+    db.session.flush()
+    return payment
+
+
+def known_charge_outcome(payment: Payment, mandate: Mandate) -> ChargeResult | None:
+    """What a charge comes to without asking the provider: its key was answered before (the
+    payment is paid, pending or ended), or the mandate may no longer be charged. None: ask
+    the provider."""
+    if payment.state == PaymentState.PAID:
         return ChargeResult(payment.provider_ref, PaymentState.PAID, ChargeOutcome.PAID)
-    elif payment.state == PaymentState.PENDING:
+    if payment.state == PaymentState.PENDING:
         return ChargeResult(payment.provider_ref, PaymentState.PENDING, ChargeOutcome.PENDING)
-    elif payment.state in ENDED_STATES:
+    if payment.state in ENDED_STATES:
         return ChargeResult(payment.provider_ref, payment.state,
                             ChargeOutcome.FAILED_NEEDS_CUSTOMER, payment.last_error)
     if mandate.state != MandateState.VALID:
         return ChargeResult(None, PaymentState.FAILED, ChargeOutcome.FAILED_NEEDS_CUSTOMER,
                             "mandate revoked")
-    provider = get_provider(mandate.provider)
-    result = provider.charge_mandate(payment, mandate_ref=mandate.mandate_ref,
-                                     idempotency_key=idempotency_key)
+    return None
+
+
+def call_charge(payment: Payment, mandate_ref: str, *, idempotency_key: str) -> ChargeResult:
+    """The provider call of a charge. It reads the payment and writes nothing, so it may be
+    made with no transaction open (a detached payment will do). May raise ProviderError."""
+    return get_provider(payment.provider).charge_mandate(
+        payment, mandate_ref=mandate_ref, idempotency_key=idempotency_key)
+
+
+def record_charge(payment_id: int, result: ChargeResult, *,
+                  order_id: int | None = None) -> Order:
+    """Apply what the provider answered to a charge, under the order's and the payment's
+    locks. A charge it did not answer stays open (it may have happened: the same key is
+    tried again later). Returns the order (as locked and changed here)."""
+    order, payment = _locked(payment_id, order_id)
     if result.provider_ref:
         payment.provider_ref = result.provider_ref
         if result.provider_ref.startswith("pi_"):
@@ -800,12 +853,11 @@ def charge_mandate(order: Order, mandate: Mandate, *, idempotency_key: str) -> C
     if result.outcome == ChargeOutcome.FAILED_RETRYABLE and result.state == PaymentState.OPEN:
         payment.last_error = result.reason[:300]
         db.session.flush()
-        return result  # not known to have happened: the same key is tried again later
-    apply_provider_payment(payment.id, ProviderPayment(result.state,
-                                                       failure_reason=result.reason))
+        return order
+    _apply_locked(order, payment, ProviderPayment(result.state, failure_reason=result.reason))
     audit.record("payment.charged", "payment", payment.id, actor=None,
                  outcome=result.outcome.value, reason=result.reason)
-    return result
+    return order
 
 
 # ---------------------------------------------------------------- reconcile

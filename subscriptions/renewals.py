@@ -24,11 +24,14 @@ reminders and mails by their keys, state moves by conditional updates, paid rene
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload, lazyload
 
 from editorial.models import Issue, next_issue_for_changes
 from magazine import audit
@@ -36,8 +39,9 @@ from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db, insert_ignoring_duplicates, write_transaction
 from magazine.jobruns import claim_key, claim_next, release_orphans
 from magazine.mail import queue_mail
+from magazine.models import User
 from magazine.urls import external_url
-from subscriptions import pricing, services
+from subscriptions import payments, pricing, services
 from subscriptions.models import (
     ChargeStatus,
     Mandate,
@@ -171,7 +175,7 @@ def renewal_order_for(subscription: Subscription, *, provider_name: str) -> Rene
     return renewal
 
 
-def apply_renewal(renewal: RenewalOrder) -> bool:
+def apply_renewal(renewal_id: int) -> bool:
     """A paid renewal order becomes the new term, once (claimed by `applied_at`): the term
     number grows, the issues of the new plan are added minus the grace issues already
     received, a graced subscription is active again; the invoice is issued (if it was not
@@ -180,15 +184,23 @@ def apply_renewal(renewal: RenewalOrder) -> bool:
     payments, subscriptions.late_payments)."""
     claimed = db.session.execute(
         sa.update(RenewalOrder)
-        .where(RenewalOrder.id == renewal.id, RenewalOrder.applied_at.is_(None))
+        .where(RenewalOrder.id == renewal_id, RenewalOrder.applied_at.is_(None))
         .values(applied_at=now_utc())
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:
         return False
-    db.session.refresh(renewal)
-    subscription = db.session.get(Subscription, renewal.subscription_id,
-                                  populate_existing=True)
+    # The renewal order with its plan, the subscription as it is now and its subscriber, in
+    # one statement (no roles, price bands or addresses: not needed here).
+    renewal, subscription = db.session.execute(
+        sa.select(RenewalOrder, Subscription)
+        .join(Subscription, Subscription.id == RenewalOrder.subscription_id)
+        .where(RenewalOrder.id == renewal_id)
+        .options(joinedload(RenewalOrder.plan).lazyload(Plan.price_bands),
+                 joinedload(Subscription.plan).lazyload(Plan.price_bands),
+                 joinedload(Subscription.subscriber).lazyload(User.role_rows),
+                 lazyload(Subscription.addresses))
+        .execution_options(populate_existing=True)).one()
     if subscription.term != renewal.term - 1 or subscription.state not in (
             SubscriptionState.ACTIVE, SubscriptionState.GRACED, SubscriptionState.CANCELLED):
         audit.record("renewal.not_applied", "subscription", subscription.id, actor=None,
@@ -241,7 +253,7 @@ def apply_paid_renewals() -> int:
     applied = 0
     for renewal_id in ids:
         with write_transaction():
-            applied += apply_renewal(db.session.get(RenewalOrder, renewal_id))
+            applied += apply_renewal(renewal_id)
     return applied
 
 
@@ -418,13 +430,40 @@ def _pay_link_mail(subscription: Subscription, order: Order, template: str, key:
                **extra)
 
 
-def _prepare_charge(charge_id: int, result: RenewalsResult) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class _Prepared:
+    """A claimed charge whose renewal order and payment are committed: what its provider
+    call and the recording of the answer need."""
+
+    charge_id: int
+    renewal_id: int
+    order_id: int
+    payment_id: int
+    mandate_ref: str
+    # The answer when the provider need not be asked (its key was answered before, or the
+    # mandate may no longer be charged).
+    known: ChargeResult | None
+
+
+# The charge with its subscription, subscriber and first order in one statement (the
+# subscriber's roles and the first order's lines are not needed; the delivery addresses
+# only for a printed plan's shipping lines).
+_CHARGE_WITH_SUBSCRIPTION = (
+    joinedload(RenewalCharge.subscription).options(
+        joinedload(Subscription.subscriber).lazyload(User.role_rows),
+        joinedload(Subscription.order).lazyload(Order.lines),
+        lazyload(Subscription.addresses)),
+)
+
+
+def _prepare_charge(charge_id: int, result: RenewalsResult) -> _Prepared | None:
     """Everything before the provider call, committed on its own: the renewal order and the
     payment row carrying the idempotency key. After a crash the retry finds the same
     payment and sends the provider the very same request (same key, same body), which the
     provider answers with the first charge instead of refusing the key or charging again.
-    Returns (order id, mandate id), or None when there is nothing to charge."""
-    charge = db.session.get(RenewalCharge, charge_id)
+    Returns None when there is nothing to charge."""
+    charge = db.session.scalar(sa.select(RenewalCharge).where(RenewalCharge.id == charge_id)
+                               .options(*_CHARGE_WITH_SUBSCRIPTION))
     subscription = charge.subscription
     if (subscription.term >= charge.term or subscription.state not in RENEWING_STATES
             or not _renews(subscription)):
@@ -435,72 +474,110 @@ def _prepare_charge(charge_id: int, result: RenewalsResult) -> tuple[int, int] |
     renewal = renewal_order_for(
         subscription, provider_name=mandate.provider if mandate else "bank_transfer")
     order = renewal.order
-    charge.order_id = order.id
+    # charge.order_id is set with payment_id (one UPDATE of the charge).
     if order.state == OrderState.PAID:
+        charge.order_id = order.id
         _finish(charge, ChargeStatus.PAID, "paid otherwise")
-        result.applied += apply_renewal(renewal)
+        result.applied += apply_renewal(renewal.id)
         return None
     if mandate is None or order.state != OrderState.AWAITING_PAYMENT:
+        charge.order_id = order.id
         _finish(charge, ChargeStatus.NEEDS_CUSTOMER, "no valid mandate")
         _pay_link_mail(subscription, order, "renewals_needs_customer",
                        f"renewal-needs-customer:{subscription.id}:{charge.term}")
         result.needs_customer += 1
         return None
-    payment = db.session.scalar(sa.select(Payment).where(
-        Payment.idempotency_key == charge.idempotency_key))
-    if payment is None:
-        # As subscriptions.payments.charge_mandate would make it, but committed first.
-        payment = Payment(order_id=order.id, provider=mandate.provider,
-                          amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
-                          method=mandate.method, idempotency_key=charge.idempotency_key)
-        db.session.add(payment)
-        db.session.flush()
-    charge.payment_id = payment.id
-    return order.id, mandate.id
+    if charge.payment_id is None:
+        # The payment is made in the transaction that sets `payment_id`, and its key is
+        # unique: none exists yet.
+        payment = payments.new_mandate_payment(order, mandate,
+                                               idempotency_key=charge.idempotency_key)
+    else:
+        payment = payments.mandate_payment(order, mandate,
+                                           idempotency_key=charge.idempotency_key,
+                                           payment_id=charge.payment_id)
+    charge.order_id, charge.payment_id = order.id, payment.id
+    return _Prepared(charge.id, renewal.id, order.id, payment.id, mandate.mandate_ref,
+                     payments.known_charge_outcome(payment, mandate))
+
+
+def _payment_for_call(payment_id: int) -> Payment:
+    """The payment as the provider call reads it (its order's number included), detached,
+    and the read transaction ended: the call holds no transaction and no lock (on SQLite
+    the write lock stays free for the other charges while the provider answers)."""
+    payment = db.session.scalar(
+        sa.select(Payment).where(Payment.id == payment_id)
+        .options(joinedload(Payment.order).lazyload(Order.lines)))
+    db.session.expunge(payment.order)
+    db.session.expunge(payment)
+    db.session.rollback()
+    return payment
 
 
 def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
     """Charge one claimed attempt and record what came of it: the preparation in one
-    transaction, the provider call and its outcome in the next."""
+    transaction, the provider call with none open, its outcome in the next."""
     with write_transaction():
         prepared = _prepare_charge(charge_id, result)
     if prepared is None:
         return
-    order_id, mandate_id = prepared
-    with write_transaction():
-        charge = db.session.get(RenewalCharge, charge_id)
-        order = db.session.get(Order, order_id)
-        mandate = db.session.get(Mandate, mandate_id)
-        renewal = db.session.scalar(sa.select(RenewalOrder).where(
-            RenewalOrder.order_id == order_id))
-        from subscriptions import payments
-
+    called = prepared.known is None
+    if called:
+        payment = _payment_for_call(prepared.payment_id)
         try:
-            outcome = payments.charge_mandate(order, mandate,
-                                              idempotency_key=charge.idempotency_key)
+            outcome = payments.call_charge(payment, prepared.mandate_ref,
+                                           idempotency_key=payment.idempotency_key)
         except ProviderError as error:
+            called = False  # nothing to record on the payment: it stays as it is
             outcome = ChargeResult(None, PaymentState.FAILED,
                                    ChargeOutcome.FAILED_NEEDS_CUSTOMER, str(error))
-        if outcome.outcome == ChargeOutcome.PAID:
-            _finish(charge, ChargeStatus.PAID)
-            apply_renewal(renewal)
-            result.charged += 1
-        elif outcome.outcome == ChargeOutcome.PENDING:
-            _finish(charge, ChargeStatus.PENDING)
-            result.pending += 1
-        elif (outcome.outcome == ChargeOutcome.FAILED_RETRYABLE
-              and outcome.state == PaymentState.OPEN):
-            # The provider did not answer: the charge may have happened. The same attempt
-            # (the same key) is tried again later, so the provider answers with that charge;
-            # the next attempt's new key could charge a second time.
-            charge.status = ChargeStatus.DUE
-            charge.due_at = now_utc() + UNANSWERED_RETRY
-            charge.claimed_by = None
-            charge.reason = outcome.reason[:300]
-            result.unanswered += 1
-        else:
-            _charge_failed(charge, order, outcome.reason, result,
-                           retryable=outcome.outcome == ChargeOutcome.FAILED_RETRYABLE)
+    else:
+        outcome = prepared.known
+    with write_transaction():
+        # The order, held here while the outcome is recorded: the session keeps only weak
+        # references, and applying the renewal needs it again.
+        order = (payments.record_charge(prepared.payment_id, outcome,
+                                        order_id=prepared.order_id) if called else None)
+        _record_outcome(prepared, outcome, result)
+        del order
+
+
+def _record_outcome(prepared: _Prepared, outcome: ChargeResult,
+                    result: RenewalsResult) -> None:
+    """What the charge came to, for the renewal: paid (the term is added), pending at the
+    bank, unanswered (the same key again later) or failed."""
+    if outcome.outcome == ChargeOutcome.PAID:
+        _finish_claimed(prepared.charge_id, ChargeStatus.PAID)
+        apply_renewal(prepared.renewal_id)
+        result.charged += 1
+    elif outcome.outcome == ChargeOutcome.PENDING:
+        _finish_claimed(prepared.charge_id, ChargeStatus.PENDING)
+        result.pending += 1
+    elif (outcome.outcome == ChargeOutcome.FAILED_RETRYABLE
+          and outcome.state == PaymentState.OPEN):
+        # The provider did not answer: the charge may have happened. The same attempt
+        # (the same key) is tried again later, so the provider answers with that charge;
+        # the next attempt's new key could charge a second time.
+        db.session.execute(
+            sa.update(RenewalCharge).where(RenewalCharge.id == prepared.charge_id)
+            .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY,
+                    claimed_by=None, reason=outcome.reason[:300])
+            .execution_options(synchronize_session=False))
+        result.unanswered += 1
+    else:
+        charge = db.session.scalar(
+            sa.select(RenewalCharge).where(RenewalCharge.id == prepared.charge_id)
+            .options(*_CHARGE_WITH_SUBSCRIPTION))
+        _charge_failed(charge, db.session.get(Order, prepared.order_id), outcome.reason,
+                       result, retryable=outcome.outcome == ChargeOutcome.FAILED_RETRYABLE)
+
+
+def _finish_claimed(charge_id: int, status: ChargeStatus, reason: str = "") -> None:
+    """`_finish` without loading the charge: one UPDATE."""
+    db.session.execute(
+        sa.update(RenewalCharge).where(RenewalCharge.id == charge_id)
+        .values(status=status, reason=reason[:300], finished_at=now_utc())
+        .execution_options(synchronize_session=False))
 
 
 def _charge_failed(charge: RenewalCharge, order: Order, reason: str,
@@ -560,6 +637,9 @@ def settle_pending_charges(result: RenewalsResult) -> None:
 
 
 def run_renewals(progress=None) -> RenewalsResult:
+    """The `renewals` job: charges left by a dead run taken back, paid renewals applied,
+    direct debits the bank answered settled, first attempts scheduled, and every due charge
+    made, RENEWAL_CONCURRENCY at a time (see `_charge_due`)."""
     result = RenewalsResult()
     result.released = release_orphans(
         RenewalCharge, RenewalCharge.status == ChargeStatus.CHARGING,
@@ -569,14 +649,51 @@ def run_renewals(progress=None) -> RenewalsResult:
     schedule_first_attempts()
     now = now_utc()
     due = sa.and_(RenewalCharge.status == ChargeStatus.DUE, RenewalCharge.due_at <= now)
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(RenewalCharge)
+                              .where(due))
+    db.session.rollback()
     if progress:
-        progress.start(db.session.scalar(sa.select(sa.func.count()).select_from(
-            RenewalCharge).where(due)))
-        db.session.rollback()
+        progress.start(count)
+    workers = min(current_app.config["RENEWAL_CONCURRENCY"], count)
+    if workers <= 1:
+        _charge_due(due, result, progress.advance if progress else None)
+        return result
+    app = current_app._get_current_object()
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        if progress:
+            with lock:  # the job's progress and heartbeat are not made for threads
+                progress.advance(n)
+
+    def work(part: RenewalsResult) -> None:
+        # A thread of its own has an app context of its own, so a session (and a database
+        # connection) of its own.
+        with app.app_context():
+            _charge_due(due, part, advance)
+
+    parts = [RenewalsResult() for _ in range(workers)]
+    with ThreadPoolExecutor(workers, thread_name_prefix="renewals") as pool:
+        done = [pool.submit(work, part) for part in parts]
+    for future in done:
+        future.result()  # a worker's own failure (not a charge's) fails the run
+    for part in parts:
+        for name in ("charged", "retry", "needs_customer", "pending", "skipped", "applied",
+                     "unanswered"):
+            setattr(result, name, getattr(result, name) + getattr(part, name))
+    return result
+
+
+def _charge_due(due: sa.ColumnElement[bool], result: RenewalsResult, advance) -> None:
+    """Claim due charges one at a time and charge each (`charge_renewal`) until none is
+    due. Several of these run side by side (threads here, or other processes): each charge
+    is its own claimed row, with its own key and its own transactions, and the provider
+    call is made with no transaction open, so while one waits for the provider the others
+    prepare and record theirs."""
     while (charge_id := claim_next(RenewalCharge, due, RenewalCharge.id,
                                    {"status": ChargeStatus.CHARGING})) is not None:
-        if progress:
-            progress.advance(1)
+        if advance:
+            advance(1)
         try:
             charge_renewal(charge_id, result)
         except Exception:
@@ -589,7 +706,6 @@ def run_renewals(progress=None) -> RenewalsResult:
                            RenewalCharge.status == ChargeStatus.CHARGING)
                     .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY)
                     .execution_options(synchronize_session=False))
-    return result
 
 
 # ---------------------------------------------------------------- grace and lapse

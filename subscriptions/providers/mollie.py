@@ -11,6 +11,7 @@ given none, so every call that creates something passes our deterministic key.
 from __future__ import annotations
 
 import logging
+import threading
 from decimal import Decimal
 
 from flask import Flask, current_app
@@ -50,6 +51,8 @@ STATES = {
 }
 # Refunds in these states gave no money back.
 REFUND_VOID = frozenset({"failed", "canceled"})
+# The SDK client of this thread and the settings it was made with (MollieProvider._client).
+_kept = threading.local()
 
 
 def to_mollie(cents: int) -> dict[str, str]:
@@ -71,11 +74,19 @@ class MollieProvider:
         return bool(app.config.get("MOLLIE_API_KEY"))
 
     def _client(self) -> Client:
+        """The SDK's client for the settings in force, kept per thread: its HTTP session
+        keeps the connection to Mollie open from one call to the next (a new connection,
+        with its TLS handshake, for every call costs more than many calls); a requests
+        session is not to be shared between threads."""
         config = current_app.config
         seconds = config["PROVIDER_TIMEOUT_SECONDS"]
-        client = Client(api_endpoint=config.get("MOLLIE_API_ENDPOINT") or "",
-                        timeout=(min(seconds, 5), seconds), retry=0)
-        client.set_api_key(config["MOLLIE_API_KEY"])
+        settings = (config.get("MOLLIE_API_ENDPOINT") or "", config["MOLLIE_API_KEY"], seconds)
+        kept = getattr(_kept, "client", None)
+        if kept is not None and kept[0] == settings:
+            return kept[1]
+        client = Client(api_endpoint=settings[0], timeout=(min(seconds, 5), seconds), retry=0)
+        client.set_api_key(settings[1])
+        _kept.client = (settings, client)
         return client
 
     def _call(self, what: str, function, *args, **kwargs):

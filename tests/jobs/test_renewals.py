@@ -3,8 +3,11 @@ customer, renewal orders by transfer, reminders, grace and lapse, and idempotenc
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from magazine.clock import frozen
@@ -15,6 +18,7 @@ from subscriptions import dispatch, renewals, services
 from subscriptions.jobs import lapse_job, renewal_reminders_job, renewals_job
 from subscriptions.models import (
     ChargeStatus,
+    Invoice,
     Mandate,
     MandateState,
     Order,
@@ -290,3 +294,54 @@ def test_a_charge_left_by_a_dead_process_is_charged_again_with_the_same_key(
     assert testpay.calls == [f"renewal-{sub.id}-2-1"] * 2
     assert fresh(sub).term == 2
     assert db.session.scalar(sa.select(Mandate.state)) == MandateState.VALID
+
+
+def test_charges_made_side_by_side_are_each_made_once_with_gapless_invoices(
+        world, testpay, mandate_for, app, monkeypatch):
+    """RENEWAL_CONCURRENCY threads charge at once: each charge once, by its own key, in
+    its own thread and session, with no transaction open while the provider answers."""
+    monkeypatch.setitem(app.config, "RENEWAL_CONCURRENCY", 4)
+    testpay.script = [ChargeOutcome.PAID] * 9 + [ChargeOutcome.FAILED_RETRYABLE,
+                                                 ChargeOutcome.FAILED_NEEDS_CUSTOMER,
+                                                 ChargeOutcome.PENDING]
+    subs = []
+    for _ in range(12):
+        user = make_user()
+        mandate_for(user)
+        subs.append(make_subscription(world.print_plan, user, remaining=0))
+    threads, open_transactions = set(), []
+    charge = testpay.charge_mandate
+
+    def watched(payment, **kwargs):
+        threads.add(threading.current_thread().name)
+        open_transactions.append(db.session().in_transaction())
+        time.sleep(0.02)  # a provider that takes a moment: the calls overlap
+        return charge(payment, **kwargs)
+
+    monkeypatch.setattr(testpay, "charge_mandate", watched)
+    with frozen(NOW):
+        result = renewals.run_renewals()
+        again = renewals.run_renewals()
+    assert result.summary() == ("renewals: 9 charged, 1 failed (retry), 1 need the customer, "
+                                "1 pending at the bank")
+    assert again.summary() == "renewals: 0 charged, 0 failed (retry), 0 need the customer"
+    assert sorted(testpay.calls) == sorted(f"renewal-{s.id}-2-1" for s in subs)
+    assert len(threads) > 1 and all(name.startswith("renewals") for name in threads)
+    assert open_transactions == [False] * 12
+    db.session.expire_all()
+    assert sorted(db.session.scalars(sa.select(Invoice.sequence))) == list(range(1, 10))
+    assert sum(s.term == 2 for s in db.session.scalars(sa.select(Subscription))) == 9
+    assert len(mails("renewals_renewed")) == 9
+    statuses = sorted(c.status.value for c in db.session.scalars(sa.select(RenewalCharge)))
+    assert statuses == sorted(["paid"] * 9 + ["failed", "due", "needs_customer",
+                                              "pending"])
+
+
+def test_renewal_concurrency_is_a_setting_from_1_to_8(tmp_path):
+    from magazine.config import ConfigError, load_settings
+
+    assert load_settings(tmp_path, {"APP_ENV": "test"})["RENEWAL_CONCURRENCY"] == 4
+    assert load_settings(tmp_path, {"APP_ENV": "test", "RENEWAL_CONCURRENCY": "1"})[
+        "RENEWAL_CONCURRENCY"] == 1
+    with pytest.raises(ConfigError, match="RENEWAL_CONCURRENCY"):
+        load_settings(tmp_path, {"APP_ENV": "test", "RENEWAL_CONCURRENCY": "0"})

@@ -209,3 +209,19 @@ def test_a_direct_debit_that_fails_at_the_bank_is_retried_on_the_schedule(world,
     assert [(a, s) for a, s, _ in charges(sub)] == [(1, ChargeStatus.FAILED),
                                                     (2, ChargeStatus.PAID)]
     assert db.session.get(Subscription, sub.id).term == 2
+
+
+def test_charges_at_mollie_side_by_side_are_each_made_once(world, with_mollie, app,
+                                                          monkeypatch):
+    monkeypatch.setitem(app.config, "RENEWAL_CONCURRENCY", 3)
+    with_mollie.recurring_status = "paid"
+    subs = [mollie_subscriber(world, with_mollie) for _ in range(6)]
+    with frozen(NOW):
+        assert renewals.run_renewals().charged == 6
+        assert renewals.run_renewals().charged == 0
+    assert with_mollie.payments_created == 6
+    assert sorted(p.customer_id for p in with_mollie.payments.values()) == sorted(
+        f"cst_{s.subscriber_id}" for s in subs)
+    db.session.expire_all()
+    assert {s.term for s in db.session.scalars(sa.select(Subscription))} == {2}
+    assert mails("renewals_renewed") == 6
