@@ -91,9 +91,23 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         return serializer
 
     def open_session(self, app: Flask, request):
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        # No Cookie header at all: nothing to parse (`request.cookies` walks the environ).
+        if app.secret_key and not request.environ.get("HTTP_COOKIE"):
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session, response) -> None:
+        # An empty session left empty (a webhook, a page without a login): Flask's own
+        # method would only add `Vary: Cookie` when the session was read (flask-login reads
+        # it on every request), after looking up seven cookie settings first.
+        if not session and not session.modified:
+            if session.accessed:
+                if "Vary" in response.headers:
+                    response.vary.add("Cookie")
+                else:
+                    response.headers.add("Vary", "Cookie")  # without parsing a header set
+            return
+        super().save_session(app, session, response)
 
 
 def _init_login(app: Flask) -> None:

@@ -97,7 +97,8 @@ def install_security_headers(app: Flask) -> None:
         # decoding makes no NUL of anything else): the arguments are parsed only then.
         query = request.query_string
         fields = [request.args] if b"%00" in query or b"\x00" in query else []
-        if request.mimetype in FORM_TYPES:
+        if "form" in request.environ.get("CONTENT_TYPE", "").lower() \
+                and request.mimetype in FORM_TYPES:  # (parsed only when it can be a form)
             fields.append(request.form)
         if any("\x00" in value for multi in fields for _, values in multi.lists()
                for value in values):

@@ -36,6 +36,12 @@ from subscriptions.states import PaymentState
 
 log = logging.getLogger(__name__)
 
+# The SDK resolves `stripe.<Name>` through a module `__getattr__` that imports on every
+# access (~25 µs each): what each webhook uses is looked up once.
+_WebhookSignature = stripe.WebhookSignature
+_SIGNATURE_TOLERANCE = stripe.Webhook.DEFAULT_TOLERANCE
+_SignatureVerificationError = stripe.SignatureVerificationError
+
 CHECKOUT_METHODS = ["card", "bancontact", "sepa_debit"]
 # Decline codes a later retry may get past (Stripe's "soft" declines, among them the generic
 # decline: `card_declined` without a more precise decline code); anything else — a lost,
@@ -351,10 +357,9 @@ class StripeProvider:
             raise ValueError("no webhook secret or no signature")
         try:
             payload = body.decode("utf-8")
-            stripe.WebhookSignature.verify_header(payload, signature, secret,
-                                                  stripe.Webhook.DEFAULT_TOLERANCE)
+            _WebhookSignature.verify_header(payload, signature, secret, _SIGNATURE_TOLERANCE)
             data = json.loads(payload)
-        except (stripe.SignatureVerificationError, ValueError) as error:
+        except (_SignatureVerificationError, ValueError) as error:
             raise ValueError(str(error)) from error
         if not (isinstance(data, dict) and isinstance(data.get("id"), str)
                 and isinstance(data.get("type"), str) and isinstance(data.get("data"), dict)

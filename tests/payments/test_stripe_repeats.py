@@ -10,6 +10,8 @@ import time
 
 import sqlalchemy as sa
 
+from magazine.clock import now_utc
+from magazine.db import db
 from magazine.models import AuditEvent, OutboxMail
 from subscriptions.models import ProviderEvent
 from subscriptions.states import OrderState, PaymentState
@@ -40,6 +42,17 @@ def test_repeated_success_of_a_paid_payment_is_recorded_once_and_changes_nothing
     payment = read_payment(app, payment_id)
     assert (payment.state, payment.intent_ref) == (PaymentState.PAID, "pi_signed_1")
     assert payment.order.state == OrderState.PAID
+    with app.app_context():
+        # Recorded on the driver: the same row as the session would write.
+        recorded = db.session.scalars(sa.select(ProviderEvent).where(
+            ProviderEvent.event_ref == "evt_again")).one()
+        assert (recorded.provider, recorded.kind, recorded.payment_id) == (
+            "stripe", "payment_intent.succeeded", payment_id)
+        assert abs((now_utc() - recorded.received_at).total_seconds()) < 60
+        assert db.session.scalar(sa.select(ProviderEvent.id).where(
+            ProviderEvent.received_at <= now_utc(),
+            ProviderEvent.event_ref == "evt_again")) == recorded.id
+        db.session.remove()
 
 
 def test_first_success_after_a_processing_takes_the_full_path(app, with_stripe, buyer_order):

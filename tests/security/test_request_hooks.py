@@ -95,3 +95,8 @@ def test_request_without_a_session_cookie_gets_none(client):
     response = client.post("/webhooks/stripe", data=b"{}",
                            headers={"Content-Type": "application/json"})
     assert "Set-Cookie" not in response.headers
+
+
+def test_response_without_a_session_varies_on_the_cookie_once_as_flask_does(client):
+    for answer in (client.get("/"), client.post("/webhooks/stripe", data=b"{}")):
+        assert answer.headers.getlist("Vary") == ["Cookie"]
