@@ -360,10 +360,10 @@ def _refund_surplus(payment: Payment) -> Refund | None:
 _RECORD_EVENT: dict[str, sa.Insert] = {}
 
 
-def _record_event_statement(dialect: str):
+def record_event_statement(dialect: str):
     """`INSERT … ON CONFLICT DO NOTHING RETURNING id` on the table, built once per dialect
     with bound parameters (the ORM's insert of literal values cost more CPU than the
-    database did, per webhook)."""
+    database did, per webhook). The Stripe webhook's short path runs it on the driver."""
     statement = _RECORD_EVENT.get(dialect)
     if statement is None:
         if dialect == "postgresql":
@@ -380,14 +380,11 @@ def _record_event_statement(dialect: str):
     return statement
 
 
-def record_event(provider: str, event_ref: str, kind: str, payment_id: int | None, *,
-                 connection: sa.Connection | None = None) -> bool:
+def record_event(provider: str, event_ref: str, kind: str, payment_id: int | None) -> bool:
     """Record a provider's notification once; False when it was recorded before. A racing
-    duplicate waits on the unique key until the first one commits, then finds it. On
-    `connection` (a Core connection, in its own transaction) instead of the session."""
-    executor = db.session if connection is None else connection
-    dialect = (db.session.get_bind() if connection is None else connection).dialect.name
-    inserted = executor.execute(_record_event_statement(dialect), {
+    duplicate waits on the unique key until the first one commits, then finds it."""
+    statement = record_event_statement(db.session.get_bind().dialect.name)
+    inserted = db.session.execute(statement, {
         "provider": provider, "event_ref": event_ref[:160], "kind": kind[:80],
         "payment_id": payment_id, "received_at": now_utc()}).scalar()
     return inserted is not None

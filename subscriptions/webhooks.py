@@ -149,7 +149,7 @@ def _record_when_nothing_changes(provider, event) -> str | None:
         record = _RECORD_EVENT_ON_DRIVER.get(dialect.name)
         if record is None:
             record = _RECORD_EVENT_ON_DRIVER[dialect.name] = DriverStatement(
-                payments._record_event_statement(dialect.name))
+                payments.record_event_statement(dialect.name))
         recorded = record.rows(connection, dialect, {
             "provider": "stripe", "event_ref": event.id[:160], "kind": event.type[:80],
             "payment_id": payment_id, "received_at": now_utc()})
