@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -208,6 +209,19 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "LOGIN_MAX_FAILURES_PER_ACCOUNT": 5,
         "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
         "SESSION_LIFETIME_DAYS": 14,
+        # The cookie session is written only when it changes (not re-signed and re-sent on
+        # every request); it is signed with a timestamp and refused after the server-side
+        # session's lifetime. The server-side session (user_sessions: expiry, revocation)
+        # is what lets a request in, on every request.
+        "SESSION_REFRESH_EACH_REQUEST": False,
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+        # The cache of rendered account pages (magazine.pagecache): per worker, at most this
+        # many bytes, a page at most this many seconds old (and exact: see the module).
+        "PAGE_CACHE_ENABLED": _bool(environ.get("PAGE_CACHE_ENABLED"), True),
+        "PAGE_CACHE_MAX_BYTES": _int(
+            "PAGE_CACHE_MAX_BYTES", environ.get("PAGE_CACHE_MAX_BYTES"), 32 * 1024 * 1024
+        ),
+        "PAGE_CACHE_MAX_AGE": 300,
         # The publication plan: regular issues per year (specials come on top).
         "ISSUES_PER_YEAR": _int("ISSUES_PER_YEAR", environ.get("ISSUES_PER_YEAR"), 5),
         # Copies printed on top of the subscribers' for the stock (back issues, samples).

@@ -16,6 +16,7 @@ from flask import (
     jsonify,
     redirect,
     render_template,
+    request,
     session,
     url_for,
 )
@@ -30,6 +31,12 @@ from werkzeug.exceptions import HTTPException
 from magazine.db import db
 from magazine.errors import DomainError
 from magazine.forms import LanguageForm
+from magazine.pagecache import (
+    cached_page_for_session,
+    install_page_cache,
+    page_cache,
+    page_slot_and_validity,
+)
 from magazine.roles import ADMIN_ROLES, BUSINESS_ROLES, EDITORIAL_ROLES, ROLE_LABELS, Role
 from magazine.security import safe_next
 
@@ -91,6 +98,10 @@ CSRF_ONLY_FORM = CsrfOnlyForm()
 
 
 def register_template_helpers(app: Flask) -> None:
+    # The page cache's stamp hooks are installed with the template helpers: every process
+    # that makes the app (web, scheduler, CLI) must bump the stamps of what it changes.
+    install_page_cache(app)
+
     @app.context_processor
     def _helpers():
         if not has_request_context():  # mails rendered by jobs and the CLI
@@ -121,14 +132,37 @@ def healthz():
     return jsonify(status="ok", database="ok")
 
 
+@bp.before_request
+def _account_from_cache():
+    # A cached account page costs one Core query: before Flask-Login loads the user.
+    if request.endpoint == "core.account":
+        return cached_page_for_session("account")
+    return None
+
+
 @bp.route("/account")
 @login_required
 def account():
+    """The account page, from the page cache when nothing it shows changed since it was
+    rendered for this session (magazine.pagecache says how that is known exactly; a hit is
+    served by `_account_from_cache` already)."""
+    user = current_user._get_current_object()
+    cache = page_cache()
+    where = page_slot_and_validity("account", user) if cache is not None else None
+    if where is not None:
+        page = cache.get(*where)
+        if page is not None:
+            return page
+    flashes_pending = bool(session.get("_flashes"))
     from subscriptions.views import account_context
 
-    return render_template(
-        "account/index.html", **account_context(current_user._get_current_object())
-    )
+    page = render_template("account/index.html", **account_context(user))
+    if cache is not None and not flashes_pending:
+        # Rendering made the CSRF secret if the session had none: the key now has it.
+        where = where or page_slot_and_validity("account", user)
+        if where is not None:
+            cache.put(*where, page)
+    return page
 
 
 @bp.route("/language", methods=["POST"])

@@ -4,6 +4,7 @@ password reset and change, and roles. Views call these; they flush, the caller c
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import secrets
@@ -24,6 +25,7 @@ from magazine.db import db
 from magazine.errors import DomainError, PermissionDenied
 from magazine.mail import queue_mail
 from magazine.models import LoginAttempt, User, UserRole, UserSession
+from magazine.pagecache import stamps_query_columns
 from magazine.roles import ROLE_LABELS, Role
 from magazine.urls import external_url
 
@@ -278,20 +280,30 @@ def start_session(user: User, *, client_address: str, user_agent: str) -> str:
     return token
 
 
+@functools.cache
+def _session_query() -> sa.Select:
+    # Built once: building it (and its scalar subqueries) cost more than running it.
+    return sa.select(UserSession, *stamps_query_columns()).where(
+        UserSession.token_hash == sa.bindparam("token_hash"),
+        UserSession.revoked_at.is_(None),
+        UserSession.expires_at > sa.bindparam("now"),
+    ).options(sa.orm.joinedload(UserSession.user, innerjoin=True).joinedload(User.role_rows))
+
+
 def load_session(token: str) -> User | None:
-    # Every logged-in request: the session, its user and the user's roles in one statement.
-    session_row = db.session.scalars(
-        sa.select(UserSession).where(
-            UserSession.token_hash == _hash_token(token),
-            UserSession.revoked_at.is_(None),
-            UserSession.expires_at > now_utc(),
-        ).options(sa.orm.joinedload(UserSession.user, innerjoin=True)
-                  .joinedload(User.role_rows))
+    # Every logged-in request: the session, its user, the user's roles and the validity
+    # stamps of the user's cached pages (magazine.pagecache) in one statement.
+    token_hash = _hash_token(token)
+    row = db.session.execute(
+        _session_query(), {"token_hash": token_hash, "now": now_utc()}
     ).unique().one_or_none()
-    if session_row is None:
+    if row is None:
         return None
+    session_row, user_stamp, global_stamp = row
     user = session_row.user
     user.session_token = token
+    user.session_token_hash = token_hash
+    user.page_stamps = (user_stamp, global_stamp)
     return user
 
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
 
 from magazine.auth import services
 from magazine.auth.forms import (
@@ -35,6 +46,11 @@ def _log_in(user) -> None:
     db.session.commit()
     login_user(user)
     session.permanent = True
+    # The new session's CSRF secret, in the cookie the login sets: the first page after it
+    # need not write the cookie again, and can be served from the page cache. (The token
+    # flask-wtf keeps for this request belongs to the cleared session: made anew.)
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    generate_csrf()
 
 
 @bp.route("/login", methods=["GET", "POST"])
