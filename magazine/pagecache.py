@@ -304,8 +304,8 @@ def _text_effect(text: str) -> bool | None:
     if word in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
         found = re.match(
             r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?'
-            r'|DELETE\s+FROM)\s+(?:ONLY\s+)?"?(\w+)"?', text, re.IGNORECASE)
-        if found and found.group(1).lower() not in TRACKED:
+            r'|DELETE\s+FROM)\s+(?:ONLY\s+)?"?(\w+)"?(?:\."?(\w+)"?)?', text, re.IGNORECASE)
+        if found and (found.group(2) or found.group(1)).lower() not in TRACKED:
             return False
     return True
 

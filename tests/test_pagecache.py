@@ -409,3 +409,44 @@ def test_textual_dml_through_the_session_bumps_the_global_stamp(app, login_as):
         db.session.commit()
     assert stamps(app).get(GLOBAL) != before.get(GLOBAL)
     assert "Tekst" in account(client)
+
+
+@pytest.mark.parametrize(("sql", "effect"), [
+    ("UPDATE users SET name = 'x'", True),
+    ('UPDATE "public"."users" SET name = \'x\'', True),
+    ("update public.outbox_mails set attempts = 0", False),
+    ('DELETE FROM "orders"', True),
+    ("INSERT OR IGNORE INTO mandates VALUES (1)", True),
+    ("WITH moved AS (UPDATE subscriptions SET copies = 1 RETURNING id) SELECT 1", True),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", False),
+    ("TRUNCATE audit_events, users", True),
+    ("SELECT 1", False),
+    ("PRAGMA busy_timeout = 200", False),
+    ("CREATE TABLE x (a integer)", None),
+])
+def test_textual_statements_are_read_conservatively(sql, effect):
+    from magazine.pagecache import _text_effect
+
+    assert _text_effect(sql) is effect
+
+
+def test_what_a_statement_bumps():
+    from magazine.models import User
+    from magazine.pagecache import _statement_effect
+    from subscriptions.models import DeliveryAddress, Mandate
+
+    assert _statement_effect(sa.update(Order).where(Order.id == 7).values(state="paid"),
+                             []) == (False, [("@orders", [7])])
+    assert _statement_effect(sa.update(Order).where(Order.user_id.in_([3, 4]))
+                             .values(state="paid"), []) == (False, [("orders", [3, 4])])
+    assert _statement_effect(sa.update(Order).where(Order.id == 7).values(user_id=5),
+                             []) == (True, [])  # a new owner: in doubt
+    assert _statement_effect(sa.update(Subscription).values(copies=1), []) == (True, [])
+    assert _statement_effect(sa.update(User).where(User.id == 9).values(name="x"),
+                             []) == (False, [("users", [9])])
+    assert _statement_effect(sa.delete(DeliveryAddress).where(
+        DeliveryAddress.subscription_id == 2), []) == (False, [("delivery_addresses", [2])])
+    assert _statement_effect(sa.insert(Mandate), [{"user_id": 1}, {"user_id": 2}]) == (
+        False, [("mandates", [1, 2])])
+    assert _statement_effect(sa.update(Plan).where(Plan.id == 1).values(name_nl="x"),
+                             []) == (True, [])
