@@ -11,6 +11,7 @@ comes from bench/generate.py (cached in bench/.cache/ per generator version and 
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -75,6 +76,8 @@ def postgres_version(url: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    # The app logs every mail it queues without MAIL_URL (the renewals' ones included).
+    logging.getLogger("magazine.mail").setLevel(logging.WARNING)
     names = [name for name in argv if name in NAMES] or list(NAMES)
     unknown = [name for name in argv if name not in NAMES]
     if unknown:
