@@ -143,23 +143,18 @@ def _account_from_cache():
 @bp.route("/account")
 @login_required
 def account():
-    """The account page, from the page cache when nothing it shows changed since it was
-    rendered for this session (magazine.pagecache says how that is known exactly; a hit is
-    served by `_account_from_cache` already)."""
+    """The account page, rendered and kept in the page cache for this session (a hit, when
+    nothing it shows changed since, is served by `_account_from_cache` before this view;
+    magazine.pagecache says how that is known exactly)."""
     user = current_user._get_current_object()
-    cache = page_cache()
-    where = page_slot_and_validity("account", user) if cache is not None else None
-    if where is not None:
-        page = cache.get(*where)
-        if page is not None:
-            return page
     flashes_pending = bool(session.get("_flashes"))
     from subscriptions.views import account_context
 
     page = render_template("account/index.html", **account_context(user))
+    cache = page_cache()
     if cache is not None and not flashes_pending:
-        # Rendering made the CSRF secret if the session had none: the key now has it.
-        where = where or page_slot_and_validity("account", user)
+        # Keyed after rendering: rendering made the CSRF secret if the session had none.
+        where = page_slot_and_validity("account", user)
         if where is not None:
             cache.put(*where, page)
     return page
