@@ -4,6 +4,7 @@
     python -m bench dispatch dashboard      # some
     BENCH_SCALE=0.01 python -m bench        # a tiny magazine (1k subscriptions)
     BENCH_HTTP_SECONDS=20 python -m bench account_page webhooks
+    BENCH_DATABASES=postgresql python -m bench webhooks    # one database only
 
 Each prints `NAME: ratio=R ours=X floor=Y` and all land in bench/results.json. The data
 comes from bench/generate.py (cached in bench/.cache/ per generator version and scale).
@@ -85,6 +86,11 @@ def main(argv: list[str]) -> int:
         return 2
     factor = scale()
     databases = ["sqlite"] + (["postgresql"] if postgres_url() else [])
+    # BENCH_DATABASES=postgresql: only those of the above.
+    only = [kind.strip() for kind in os.environ.get("BENCH_DATABASES", "").split(",")
+            if kind.strip()]
+    if only:
+        databases = [kind for kind in databases if kind in only]
     results: list[BenchResult] = []
     meta = machine()
     meta["scale"] = factor

@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from magazine.config import PROJECT_ROOT, load_settings
-from magazine.db import configure_sqlite, db
+from magazine.db import POOL_PING_IDLE_SECONDS, configure_sqlite, db, ping_when_idle
 
 csrf = CSRFProtect()
 login_manager = LoginManager()
@@ -50,6 +50,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             configure_sqlite(db.engine)
+        else:
+            ping_when_idle(db.engine, POOL_PING_IDLE_SECONDS)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"),
                      render_as_batch=True, compare_type=True)
     csrf.init_app(app)

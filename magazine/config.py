@@ -130,7 +130,9 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         "APP_ENV": env,
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No `pool_pre_ping`: a server connection idle for a while is tested at checkout
+        # instead (magazine.db.ping_when_idle).
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "BASE_URL": base_url,
         "PREFERRED_URL_SCHEME": "https" if https else "http",
         "MAIL_URL": environ.get("MAIL_URL", "").strip(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -66,6 +67,37 @@ def configure_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+
+# A pooled server connection unused for longer than this is tested before it is handed out.
+POOL_PING_IDLE_SECONDS = 5.0
+
+
+def ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:
+    """Test a pooled server connection before handing it out only when it has sat unused
+    for longer than `idle_seconds` (a server restart or a dropped link happens while
+    nobody uses it); a dead one is replaced (the pool retries the checkout).
+
+    SQLAlchemy's `pool_pre_ping` tests every checkout: on PostgreSQL that is two round
+    trips (psycopg's BEGIN and `SELECT 1`) before each request's first statement, more
+    than a short request's own work. A connection that was in use a moment ago needs no
+    test; one that breaks in use is recognised as a disconnect and the whole pool is
+    replaced (SQLAlchemy's own handling)."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy):
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()
+        except Exception as error:
+            raise sa.exc.DisconnectionError(f"stale pooled connection: {error}") from error
 
 
 def dialect_name() -> str:

@@ -589,7 +589,9 @@ def cached_page_for_session(page: str) -> str | None:
     from magazine.clock import now_utc
 
     token_hash = _hash_token(token)
-    with db.engine.connect() as connection:
+    # One statement on its own, outside a transaction: on PostgreSQL one round trip
+    # instead of BEGIN, the statement and ROLLBACK.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(
             _hit_query(), {"token_hash": token_hash, "now": now_utc()}).first()
     if row is None:

@@ -357,25 +357,40 @@ def _refund_surplus(payment: Payment) -> Refund | None:
     return refund
 
 
-_RECORD_EVENT: dict[str, sa.Insert] = {}
+_RECORD_EVENT: dict[tuple[str, bool], sa.Insert] = {}
 
 
-def record_event_statement(dialect: str):
+def record_event_statement(dialect: str, *, durable: bool = True):
     """`INSERT … ON CONFLICT DO NOTHING RETURNING id` on the table, built once per dialect
     with bound parameters (the ORM's insert of literal values cost more CPU than the
-    database did, per webhook). The Stripe webhook's short path runs it on the driver."""
-    statement = _RECORD_EVENT.get(dialect)
+    database did, per webhook). The Stripe webhook's short path runs it on the driver.
+
+    `durable=False` is for an event that changes nothing (the short path, run on its own
+    outside a transaction): on PostgreSQL the statement turns `synchronous_commit` off for
+    its own transaction, so the commit does not wait for the WAL to reach the disk. A
+    server crash in the next fraction of a second can forget that record, never a change
+    to a payment (the documented per-transaction trade-off; SQLite runs with
+    `synchronous=NORMAL`, the same bargain, for everything)."""
+    key = (dialect, durable)
+    statement = _RECORD_EVENT.get(key)
     if statement is None:
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
         table = ProviderEvent.__table__
-        statement = _RECORD_EVENT[dialect] = (
-            insert(table)
-            .values({name: sa.bindparam(name, type_=table.c[name].type) for name in
-                     ("provider", "event_ref", "kind", "payment_id", "received_at")})
-            .on_conflict_do_nothing(index_elements=["provider", "event_ref"])
+        names = ("provider", "event_ref", "kind", "payment_id", "received_at")
+        values = [sa.bindparam(name, type_=table.c[name].type) for name in names]
+        if durable or dialect != "postgresql":
+            statement = insert(table).values(dict(zip(names, values, strict=True)))
+        else:
+            # set_config(…, is_local => true): for this statement's own transaction only.
+            setting = sa.select(sa.literal_column(
+                "set_config('synchronous_commit', 'off', true)").label("setting")).subquery()
+            statement = insert(table).from_select(
+                names, sa.select(*values).select_from(setting))
+        statement = _RECORD_EVENT[key] = (
+            statement.on_conflict_do_nothing(index_elements=["provider", "event_ref"])
             .returning(table.c.id))
     return statement
 

@@ -107,3 +107,38 @@ def test_racing_repeats_are_each_recorded_once(app, with_stripe, buyer_order):
         assert texts == ["applied"] + ["duplicate"] * 7, (event["id"], texts)
     assert count(app, sa.select(ProviderEvent)) == 7
     assert count(app, sa.select(AuditEvent).where(AuditEvent.action == "payment.paid")) == 1
+
+
+def test_a_repeat_does_not_wait_for_the_disk_and_leaves_the_connection_as_it_was(
+        app, with_stripe, buyer_order):
+    """The short path's record skips the WAL flush for its own transaction only
+    (PostgreSQL); the pooled connections it used are back to synchronous commits, inside
+    transactions (SQLite: nothing to check but the record)."""
+    _, payment_id, _ = buyer_order("stripe")
+    now = int(time.time())
+    assert post_signed(app, intent_event("evt_paid", payment_id, "succeeded",
+                                         created=now)).text == "applied"
+    with_stripe.fail_next(10)
+    for number in range(4):
+        assert post_signed(app, intent_event(f"evt_repeat_{number}", payment_id, "succeeded",
+                                             created=now + 1)).text == "applied"
+    with_stripe.reset()
+    assert count(app, sa.select(ProviderEvent).where(
+        ProviderEvent.event_ref.like("evt_repeat_%"))) == 4
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            return
+        from subscriptions.payments import record_event_statement
+
+        for _ in range(3):  # every pooled connection
+            with db.engine.connect() as connection:
+                assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+                assert not connection.connection.dbapi_connection.autocommit
+        with db.engine.connect() as connection:
+            assert connection.execute(record_event_statement("postgresql", durable=False), {
+                "provider": "stripe", "event_ref": "evt_probe", "kind": "probe",
+                "payment_id": payment_id, "received_at": now_utc()}).scalar() is not None
+            # Within the statement's transaction only.
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+            connection.rollback()
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
