@@ -64,7 +64,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.dml import Delete, Insert, Update, UpdateBase
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
-from magazine.db import db
+from magazine.db import DriverStatement, autocommit_driver_connection, db
 
 GLOBAL = 0  # the user id of the global stamp's row
 
@@ -555,16 +555,17 @@ def page_slot_and_validity(page: str, user) -> tuple[tuple, tuple] | None:
 
 
 @functools.cache
-def _hit_query() -> sa.Select:
+def _hit_query() -> DriverStatement:
     from magazine.models import User, UserSession
 
-    return sa.select(UserSession.user_id, User.locale, *stamps_query_columns()).join(
+    return DriverStatement(sa.select(UserSession.user_id, User.locale,
+                                     *stamps_query_columns()).join(
         User, User.id == UserSession.user_id
     ).where(
         UserSession.token_hash == sa.bindparam("token_hash"),
         UserSession.revoked_at.is_(None),
         UserSession.expires_at > sa.bindparam("now"),
-    )
+    ))
 
 
 def cached_page_for_session(page: str) -> str | None:
@@ -589,14 +590,14 @@ def cached_page_for_session(page: str) -> str | None:
     from magazine.clock import now_utc
 
     token_hash = _hash_token(token)
-    # One statement on its own, outside a transaction: on PostgreSQL one round trip
-    # instead of BEGIN, the statement and ROLLBACK.
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(
-            _hit_query(), {"token_hash": token_hash, "now": now_utc()}).first()
-    if row is None:
+    # One statement on its own, outside a transaction (on PostgreSQL one round trip
+    # instead of BEGIN, the statement and ROLLBACK), on the driver.
+    with autocommit_driver_connection(db.engine) as connection:
+        rows = _hit_query().rows(connection, db.engine.dialect,
+                                 {"token_hash": token_hash, "now": now_utc()})
+    if not rows:
         return None
-    user_id, user_locale, user_stamp, global_stamp = row
+    user_id, user_locale, user_stamp, global_stamp = rows[0]
     validity = _validity((user_stamp, global_stamp), user_locale)
     if validity is None:
         return None

@@ -25,7 +25,7 @@ from flask import Blueprint, abort, current_app, request
 
 from magazine import csrf
 from magazine.clock import now_utc
-from magazine.db import db
+from magazine.db import DriverStatement, autocommit_driver_connection, db
 from subscriptions import payments
 from subscriptions.models import Payment
 from subscriptions.providers import get_provider
@@ -72,45 +72,6 @@ def stripe():
     return _plain(result, 200)
 
 
-class DriverStatement:
-    """A Core statement compiled once per dialect and run on the driver's own cursor, its
-    parameters and columns converted by the columns' types as SQLAlchemy would. For the
-    webhook's short path: SQLAlchemy's execution layer (result objects, events, caches)
-    cost several times what the database took for its two statements."""
-
-    def __init__(self, statement) -> None:
-        self.statement = statement
-        self.columns = [column.key for column in statement.exported_columns]
-        self._compiled: dict[str, tuple] = {}
-
-    def _for(self, dialect) -> tuple:
-        found = self._compiled.get(dialect.name)
-        if found is None:
-            compiled = self.statement.compile(dialect=dialect)
-            binds = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                     for name, bind in compiled.binds.items()}
-            results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                       for column in self.statement.exported_columns]
-            found = self._compiled[dialect.name] = (compiled.string, compiled.positiontup,
-                                                    binds, results)
-        return found
-
-    def rows(self, connection, dialect, params: dict) -> list[tuple]:
-        """Run on `connection` (a pooled driver connection: `engine.raw_connection()`)."""
-        sql, positional, binds, results = self._for(dialect)
-        values = {name: (binds[name](value) if binds.get(name) else value)
-                  for name, value in params.items()}
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql, [values[name] for name in positional] if positional
-                           else values)
-            found = cursor.fetchall()
-        finally:
-            cursor.close()
-        return [tuple(process(value) if process else value
-                      for process, value in zip(results, row, strict=True)) for row in found]
-
-
 # What an event is compared with: a plain row (loading the whole Payment object cost more
 # CPU than the query).
 _PAYMENT_ROW = sa.select(
@@ -128,23 +89,17 @@ def _record_when_nothing_changes(provider, event) -> str | None:
     no SQLAlchemy connection); None when the event may change something (then
     `_handle_stripe_event` takes it, in the session, from the start).
 
-    The payment is read before the event is recorded: on SQLite the insert takes the
-    database's write lock until the commit, and nothing else happens in between. Reading
+    The payment is read before the event is recorded, and the insert commits at once (on
+    SQLite it holds the database's write lock for no longer than itself). Reading
     without a lock is safe because `changes_nothing` holds whatever a concurrent writer did
     since (see there); the event is recorded once either way (unique key)."""
     payment_id = provider.payment_id_in_event(event)
     if payment_id is None or event.type.startswith("charge.dispute."):
         return None
-    engine = db.engine
-    dialect = engine.dialect
-    connection = engine.raw_connection()  # from the pool
-    # On a database server each statement on its own (the insert commits itself): two
-    # round trips, where BEGIN, the two statements and COMMIT took four. SQLite starts its
-    # transaction with the insert by itself, in the same process.
-    server = dialect.name != "sqlite"
-    if server:
-        dialect.set_isolation_level(connection.dbapi_connection, "AUTOCOMMIT")
-    try:
+    dialect = db.engine.dialect
+    # Each statement on its own (the insert commits itself): on PostgreSQL two round trips,
+    # where BEGIN, the two statements and COMMIT took four.
+    with autocommit_driver_connection(db.engine) as connection:
         found = _PAYMENT_ROW_ON_DRIVER.rows(connection, dialect, {"payment_id": payment_id})
         payment = PaymentRow(*found[0]) if found else None
         if payment is None or payment.provider != "stripe":
@@ -159,12 +114,6 @@ def _record_when_nothing_changes(provider, event) -> str | None:
         recorded = record.rows(connection, dialect, {
             "provider": "stripe", "event_ref": event.id[:160], "kind": event.type[:80],
             "payment_id": payment_id, "received_at": now_utc()})
-        if not server:
-            connection.commit()
-    finally:
-        if server:
-            dialect.reset_isolation_level(connection.dbapi_connection)
-        connection.close()  # back to the pool (rolled back there if not committed)
     return "applied" if recorded else "duplicate"
 
 
