@@ -52,6 +52,13 @@ def _concurrency(value: str | None) -> int:
     return number
 
 
+def _batch_size(value: str | None) -> int:
+    number = _int("RENEWAL_BATCH_SIZE", value, 100)
+    if not 1 <= number <= 500:
+        raise ConfigError(f"RENEWAL_BATCH_SIZE must be from 1 to 500, got {number}")
+    return number
+
+
 # Days before the print date for each deadline of an issue (editable per issue).
 DEFAULT_DEADLINE_OFFSETS = {
     "copy_deadline": 42,
@@ -181,6 +188,10 @@ def load_settings(instance_path: Path, environ: dict[str, str] | None = None) ->
         # its own claimed charge, key and transactions): the provider's answer takes
         # 100-300 ms, so one at a time 10k charges would take most of an hour.
         "RENEWAL_CONCURRENCY": _concurrency(environ.get("RENEWAL_CONCURRENCY")),
+        # Due charges one thread claims, prepares and records together (one transaction
+        # for the preparation of the batch, one for its outcomes); the provider is still
+        # called once per charge, with no transaction open.
+        "RENEWAL_BATCH_SIZE": _batch_size(environ.get("RENEWAL_BATCH_SIZE")),
         "GRACE_ISSUES": _int("GRACE_ISSUES", environ.get("GRACE_ISSUES"), 1),
         "GRACE_DAYS": _int("GRACE_DAYS", environ.get("GRACE_DAYS"), 30),
         "DIGITAL_LINK_DAYS": _int("DIGITAL_LINK_DAYS", environ.get("DIGITAL_LINK_DAYS"), 60),

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy.orm import selectinload
 
 from magazine import audit
 from magazine.clock import now_utc
@@ -237,6 +238,24 @@ def _locked(payment_id: int, order_id: int | None = None) -> tuple[Order, Paymen
     return order, payment
 
 
+def _locked_many(pairs: Sequence[tuple[int, int]]) -> dict[int, tuple[Order, Payment]]:
+    """`_locked` for many (payment id, order id) pairs: every order, then every payment,
+    each set in ascending id order (as every path takes them), four statements in all; the
+    orders with their payments, the payments' chargebacks and the orders' subscriptions and
+    invoices (what recording a payment reads). By payment id."""
+    orders = {order.id: order for order in services._locked_orders(
+        [order_id for _payment_id, order_id in pairs],
+        options=(selectinload(Order.payments), selectinload(Order.subscriptions),
+                 selectinload(Order.invoice)))}
+    ids = sorted({payment_id for payment_id, _order_id in pairs})
+    found = {payment.id: payment for payment in db.session.scalars(
+        sa.select(Payment).where(Payment.id.in_(ids)).order_by(Payment.id)
+        .with_for_update(of=Payment).options(selectinload(Payment.chargebacks))
+        .execution_options(populate_existing=True))}
+    return {payment_id: (orders[order_id], found[payment_id])
+            for payment_id, order_id in pairs}
+
+
 def changes_nothing(payment: Payment, snapshot: ProviderPayment) -> bool:
     """Applying `snapshot` to `payment` (as just read, without the lock) cannot change
     anything: the same state, no refund, chargeback or saved method, nothing to add to the
@@ -257,20 +276,44 @@ def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Paymen
     return _apply_locked(order, payment, snapshot)
 
 
-def _apply_locked(order: Order, payment: Payment, snapshot: ProviderPayment) -> Payment:
-    """`apply_provider_payment` once the order and the payment are locked."""
-    if snapshot.intent_ref and payment.intent_ref != snapshot.intent_ref:
-        payment.intent_ref = snapshot.intent_ref
-    if snapshot.method and payment.method != snapshot.method[:32]:
-        payment.method = snapshot.method[:32]
-    target = snapshot.state
-    if target == PaymentState.PAID and payment.state != PaymentState.PAID:
-        # A failed payment paid after all (a card retried on the same page) still pays an
-        # order that waits for it.
-        if order.state == OrderState.AWAITING_PAYMENT:
-            services.record_payment(order, provider_name=payment.provider, actor=None,
-                                    payment=payment, provider_ref=payment.provider_ref,
-                                    note=snapshot.method)
+def _apply_locked(order: Order, payment: Payment, snapshot: ProviderPayment, *,
+                  flush: bool = True) -> Payment:
+    """`apply_provider_payment` once the order and the payment are locked. `flush=False`:
+    the caller flushes (many payments recorded together, one flush for all)."""
+    return _apply_locked_all([(order, payment, snapshot)], flush=flush)[0]
+
+
+def _apply_locked_all(items: Sequence[tuple[Order, Payment, ProviderPayment]], *,
+                      flush: bool = True) -> list[Payment]:
+    """`_apply_locked` for many (order, payment, snapshot), one payment per order: the
+    payments that pay their orders recorded together (`services.record_payments`)."""
+    paying = []
+    for order, payment, snapshot in items:
+        if snapshot.intent_ref and payment.intent_ref != snapshot.intent_ref:
+            payment.intent_ref = snapshot.intent_ref
+        if snapshot.method and payment.method != snapshot.method[:32]:
+            payment.method = snapshot.method[:32]
+        target = snapshot.state
+        if target == PaymentState.PAID and payment.state != PaymentState.PAID:
+            # A failed payment paid after all (a card retried on the same page) still pays
+            # an order that waits for it.
+            if order.state == OrderState.AWAITING_PAYMENT:
+                paying.append((order, payment, snapshot))
+            else:
+                _paid_after_close(order, payment)
+        elif target == PaymentState.PENDING and payment.state == PaymentState.OPEN:
+            services.move_payment(payment, PaymentState.PENDING, actor=None)
+        elif target in ENDED_STATES and payment.state in OPEN_STATES:
+            payment.last_error = snapshot.failure_reason[:300]
+            services.move_payment(payment, target, actor=None,
+                                  reason=snapshot.failure_reason)
+    if paying:
+        services.record_payments(
+            [services.PaymentReceived(order, payment.provider, payment=payment,
+                                      provider_ref=payment.provider_ref,
+                                      note=snapshot.method)
+             for order, payment, snapshot in paying], actor=None, locked=True)
+        for order, payment, _snapshot in paying:
             if any(c.reopened_order for p in order.payments for c in p.chargebacks):
                 # Paid again after a chargeback: the first "payment received" mail had the
                 # order's key; this one is about this payment.
@@ -278,26 +321,21 @@ def _apply_locked(order: Order, payment: Payment, snapshot: ProviderPayment) -> 
                            key=f"order-paid:{order.id}:payment-{payment.id}",
                            locale=order.locale, order=order,
                            account_url=external_url("core.account"))
-        else:
-            _paid_after_close(order, payment)
-    elif target == PaymentState.PENDING and payment.state == PaymentState.OPEN:
-        services.move_payment(payment, PaymentState.PENDING, actor=None)
-    elif target in ENDED_STATES and payment.state in OPEN_STATES:
-        payment.last_error = snapshot.failure_reason[:300]
-        services.move_payment(payment, target, actor=None, reason=snapshot.failure_reason)
-    if payment.state == PaymentState.PAID:
-        if payment.last_error == SURPLUS:
-            _refund_surplus(payment)  # again, if the provider did not answer last time
-        for refund in snapshot.refunds:
-            _record_refund(payment, refund, actor=None)
-        for chargeback in snapshot.chargebacks:
-            _record_chargeback(payment, chargeback)
-    if (snapshot.saved_method and payment.save_method and order.user_id
-            and payment.state in (PaymentState.PAID, PaymentState.PENDING)):
-        _save_mandate(order.user_id, payment.provider, snapshot.saved_method,
-                      payment_id=payment.id)
-    db.session.flush()
-    return payment
+    for order, payment, snapshot in items:
+        if payment.state == PaymentState.PAID:
+            if payment.last_error == SURPLUS:
+                _refund_surplus(payment)  # again, if the provider did not answer last time
+            for refund in snapshot.refunds:
+                _record_refund(payment, refund, actor=None)
+            for chargeback in snapshot.chargebacks:
+                _record_chargeback(payment, chargeback)
+        if (snapshot.saved_method and payment.save_method and order.user_id
+                and payment.state in (PaymentState.PAID, PaymentState.PENDING)):
+            _save_mandate(order.user_id, payment.provider, snapshot.saved_method,
+                          payment_id=payment.id)
+    if flush:
+        db.session.flush()
+    return [payment for _order, payment, _snapshot in items]
 
 
 def _paid_after_close(order: Order, payment: Payment) -> None:
@@ -820,12 +858,21 @@ def mandate_payment(order: Order, mandate: Mandate, *, idempotency_key: str,
 
 def new_mandate_payment(order: Order, mandate: Mandate, *, idempotency_key: str) -> Payment:
     """A new payment for an off-session charge (its key is unique: a second one fails)."""
-    payment = Payment(order_id=order.id, provider=mandate.provider,
-                      amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
-                      method=mandate.method, idempotency_key=idempotency_key)
-    db.session.add(payment)
+    return new_mandate_payments([(order, mandate, idempotency_key)])[0]
+
+
+def new_mandate_payments(charges: Sequence[tuple[Order, Mandate, str]]) -> list[Payment]:
+    """`new_mandate_payment` for many (order, mandate, idempotency key) at once: one
+    flush."""
+    made = []
+    for order, mandate, idempotency_key in charges:
+        payment = Payment(order_id=order.id, provider=mandate.provider,
+                          amount_cents=order.total_cents, customer_ref=mandate.customer_ref,
+                          method=mandate.method, idempotency_key=idempotency_key)
+        db.session.add(payment)
+        made.append(payment)
     db.session.flush()
-    return payment
+    return made
 
 
 def known_charge_outcome(payment: Payment, mandate: Mandate) -> ChargeResult | None:
@@ -857,19 +904,41 @@ def record_charge(payment_id: int, result: ChargeResult, *,
     """Apply what the provider answered to a charge, under the order's and the payment's
     locks. A charge it did not answer stays open (it may have happened: the same key is
     tried again later). Returns the order (as locked and changed here)."""
-    order, payment = _locked(payment_id, order_id)
-    if result.provider_ref:
-        payment.provider_ref = result.provider_ref
-        if result.provider_ref.startswith("pi_"):
-            payment.intent_ref = result.provider_ref
-    if result.outcome == ChargeOutcome.FAILED_RETRYABLE and result.state == PaymentState.OPEN:
-        payment.last_error = result.reason[:300]
-        db.session.flush()
-        return order
-    _apply_locked(order, payment, ProviderPayment(result.state, failure_reason=result.reason))
-    audit.record("payment.charged", "payment", payment.id, actor=None,
-                 outcome=result.outcome.value, reason=result.reason)
-    return order
+    if order_id is None:
+        order_id = db.session.scalar(sa.select(Payment.order_id)
+                                     .where(Payment.id == payment_id))
+    return record_charges([(payment_id, order_id, result)])[0]
+
+
+def record_charges(charges: Sequence[tuple[int, int, ChargeResult]]) -> list[Order]:
+    """`record_charge` for many (payment id, order id, answer) at once, in the caller's
+    transaction: all orders and payments locked first (`_locked_many`), then each answer
+    applied as `apply_provider_payment` applies a provider's news. Returns the orders, in
+    the same order."""
+    locked = _locked_many([(payment_id, order_id) for payment_id, order_id, _r in charges])
+    orders, applying = [], []
+    # One flush at the end: the rows of every charge inserted and updated together (the
+    # mails' key lookups would otherwise flush after each charge).
+    with db.session.no_autoflush:
+        for payment_id, _order_id, result in charges:
+            order, payment = locked[payment_id]
+            orders.append(order)
+            if result.provider_ref:
+                payment.provider_ref = result.provider_ref
+                if result.provider_ref.startswith("pi_"):
+                    payment.intent_ref = result.provider_ref
+            if (result.outcome == ChargeOutcome.FAILED_RETRYABLE
+                    and result.state == PaymentState.OPEN):
+                payment.last_error = result.reason[:300]
+                continue
+            applying.append((order, payment, ProviderPayment(
+                result.state, failure_reason=result.reason), result))
+        _apply_locked_all([item[:3] for item in applying], flush=False)
+        for _order, payment, _snapshot, result in applying:
+            audit.record("payment.charged", "payment", payment.id, actor=None,
+                         outcome=result.outcome.value, reason=result.reason)
+    db.session.flush()
+    return orders
 
 
 # ---------------------------------------------------------------- reconcile

@@ -31,13 +31,13 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import joinedload, lazyload
+from sqlalchemy.orm import joinedload, lazyload, selectinload
 
 from editorial.models import Issue, next_issue_for_changes
 from magazine import audit
 from magazine.clock import BRUSSELS, now_utc
-from magazine.db import db, insert_ignoring_duplicates, write_transaction
-from magazine.jobruns import claim_key, claim_next, release_orphans
+from magazine.db import db, dialect_name, insert_ignoring_duplicates, write_transaction
+from magazine.jobruns import claim_key, owner_id, release_orphans
 from magazine.mail import queue_mail
 from magazine.models import User
 from magazine.urls import external_url
@@ -135,44 +135,66 @@ def renewal_order_for(subscription: Subscription, *, provider_name: str) -> Rene
     term): billed as the first order was, priced now, in the plan chosen for the next
     term. A bank transfer gets its payment, invoice and structured communication at once;
     a mandate's order gets its invoice when the charge is paid."""
-    term = subscription.term + 1
-    existing = db.session.scalar(sa.select(RenewalOrder).where(
-        RenewalOrder.subscription_id == subscription.id, RenewalOrder.term == term))
-    if existing is not None:
-        return existing
-    plan = subscription.next_plan or subscription.plan
-    first = subscription.order
-    user = subscription.subscriber
-    locale = _locale(subscription)
-    request = services.CheckoutRequest(
-        plan_id=plan.id, copies=subscription.copies, locale=locale, provider=provider_name,
-        billing_name=first.billing_name if first else user.name,
-        billing_organisation=first.billing_organisation if first else "",
-        billing_po_reference=first.billing_po_reference if first else "",
-        billing_street=first.billing_street if first else "",
-        billing_postcode=first.billing_postcode if first else "",
-        billing_city=first.billing_city if first else "",
-        billing_country=first.billing_country if first else "BE",
-    )
-    order = services._new_order(
-        request, buyer=user, provider_name=provider_name,
-        vat_number=first.billing_vat_number if first else "",
-        lines=renewal_lines(subscription, plan, locale), plan_id=plan.id)
-    if first is not None and first.billing_email:
-        order.billing_email = first.billing_email
-    renewal = RenewalOrder(subscription_id=subscription.id, term=term, plan_id=plan.id,
-                           order_id=order.id)
-    db.session.add(renewal)
-    if not get_provider(provider_name).online:
-        payment = Payment(order_id=order.id, provider=provider_name,
-                          amount_cents=order.total_cents)
-        db.session.add(payment)
+    return renewal_orders_for([(subscription, provider_name)])[0]
+
+
+def renewal_orders_for(wanted: list[tuple[Subscription, str]]) -> list[RenewalOrder]:
+    """`renewal_order_for` for many (subscription, provider name) at once: the existing
+    ones found with one statement, the new orders, their lines, renewal orders and
+    payments flushed together. In the same order as `wanted`."""
+    terms = {subscription.id: subscription.term + 1 for subscription, _name in wanted}
+    found = {}
+    if terms:
+        for renewal in db.session.scalars(sa.select(RenewalOrder).where(
+                RenewalOrder.subscription_id.in_(sorted(terms)))):
+            if renewal.term == terms[renewal.subscription_id]:
+                found[renewal.subscription_id] = renewal
+    new = [(subscription, provider_name) for subscription, provider_name in wanted
+           if subscription.id not in found]
+    specs = []
+    for subscription, provider_name in new:
+        plan = subscription.next_plan or subscription.plan
+        first = subscription.order
+        user = subscription.subscriber
+        locale = _locale(subscription)
+        request = services.CheckoutRequest(
+            plan_id=plan.id, copies=subscription.copies, locale=locale,
+            provider=provider_name,
+            billing_name=first.billing_name if first else user.name,
+            billing_organisation=first.billing_organisation if first else "",
+            billing_po_reference=first.billing_po_reference if first else "",
+            billing_street=first.billing_street if first else "",
+            billing_postcode=first.billing_postcode if first else "",
+            billing_city=first.billing_city if first else "",
+            billing_country=first.billing_country if first else "BE",
+        )
+        specs.append(services.NewOrder(
+            request, user, provider_name, first.billing_vat_number if first else "",
+            renewal_lines(subscription, plan, locale), plan.id))
+    orders = services._new_orders(specs) if specs else []
+    offline = []
+    for (subscription, provider_name), spec, order in zip(new, specs, orders, strict=True):
+        first = subscription.order
+        if first is not None and first.billing_email:
+            order.billing_email = first.billing_email
+        renewal = RenewalOrder(subscription_id=subscription.id, term=subscription.term + 1,
+                               plan_id=spec.plan_id, order_id=order.id)
+        renewal.order = order
+        db.session.add(renewal)
+        found[subscription.id] = renewal
+        if not get_provider(provider_name).online:
+            db.session.add(Payment(order_id=order.id, provider=provider_name,
+                                   amount_cents=order.total_cents))
+            offline.append(order)
+    if offline:
         db.session.flush()
-        services.issue_invoice(order, actor=None)
-    db.session.flush()
-    audit.record("renewal.order", "subscription", subscription.id, actor=None,
-                 order=order.id, term=term, total_cents=order.total_cents)
-    return renewal
+        services.issue_invoices(offline, actor=None)
+    if new:
+        db.session.flush()
+    for (subscription, _name), order in zip(new, orders, strict=True):
+        audit.record("renewal.order", "subscription", subscription.id, actor=None,
+                     order=order.id, term=subscription.term + 1, total_cents=order.total_cents)
+    return [found[subscription.id] for subscription, _name in wanted]
 
 
 def apply_renewal(renewal_id: int) -> bool:
@@ -182,63 +204,96 @@ def apply_renewal(renewal_id: int) -> bool:
     yet) and the subscriber is mailed. Returns False if it was applied before or cannot be
     (the subscription lapsed meanwhile: the payment goes on the coordinator's list of late
     payments, subscriptions.late_payments)."""
+    return renewal_id in apply_renewals([renewal_id])
+
+
+def apply_renewals(renewal_ids: list[int]) -> set[int]:
+    """`apply_renewal` for many renewal orders at once, in the caller's transaction: one
+    claim, one read, the invoices numbered together, one flush. The ids applied."""
+    ids = sorted(set(renewal_ids))
+    if not ids:
+        return set()
     claimed = db.session.execute(
         sa.update(RenewalOrder)
-        .where(RenewalOrder.id == renewal_id, RenewalOrder.applied_at.is_(None))
+        .where(RenewalOrder.id.in_(ids) if len(ids) > 1 else RenewalOrder.id == ids[0],
+               RenewalOrder.applied_at.is_(None))
         .values(applied_at=now_utc())
+        .returning(RenewalOrder.id)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
-        return False
-    # The renewal order with its plan, the subscription as it is now and its subscriber, in
-    # one statement (no roles, price bands or addresses: not needed here).
-    renewal, subscription = db.session.execute(
+    ).scalars().all()
+    if not claimed:
+        return set()
+    # The renewal orders with their plans, the subscriptions as they are now and their
+    # subscribers, in one statement (no roles, price bands or addresses: not needed here).
+    rows = db.session.execute(
         sa.select(RenewalOrder, Subscription)
         .join(Subscription, Subscription.id == RenewalOrder.subscription_id)
-        .where(RenewalOrder.id == renewal_id)
+        .where(RenewalOrder.id.in_(sorted(claimed)))
+        .order_by(RenewalOrder.id)
         .options(joinedload(RenewalOrder.plan).lazyload(Plan.price_bands),
                  joinedload(Subscription.plan).lazyload(Plan.price_bands),
                  joinedload(Subscription.subscriber).lazyload(User.role_rows),
                  lazyload(Subscription.addresses))
-        .execution_options(populate_existing=True)).one()
-    if subscription.term != renewal.term - 1 or subscription.state not in (
-            SubscriptionState.ACTIVE, SubscriptionState.GRACED, SubscriptionState.CANCELLED):
-        audit.record("renewal.not_applied", "subscription", subscription.id, actor=None,
-                     order=renewal.order_id, state=subscription.state.value,
-                     term=subscription.term)
-        from subscriptions import late_payments
+        .execution_options(populate_existing=True)).all()
+    applying = []
+    for renewal, subscription in rows:
+        if subscription.term != renewal.term - 1 or subscription.state not in (
+                SubscriptionState.ACTIVE, SubscriptionState.GRACED,
+                SubscriptionState.CANCELLED):
+            audit.record("renewal.not_applied", "subscription", subscription.id, actor=None,
+                         order=renewal.order_id, state=subscription.state.value,
+                         term=subscription.term)
+            from subscriptions import late_payments
 
-        late_payments.record_late_payment(renewal)
-        log.warning("renewal order %s paid for subscription %s in %s (term %s): not applied",
-                    renewal.order_id, subscription.id, subscription.state.value,
-                    subscription.term)
-        return False
-    plan = renewal.plan
-    added = max(plan.issues_per_term - subscription.grace_issues_used, 0)
-    grace_counted = subscription.grace_issues_used
-    subscription.term = renewal.term
-    subscription.plan_id = plan.id
-    subscription.next_plan_id = None
-    subscription.issues_granted += plan.issues_per_term
-    subscription.issues_remaining += added
-    subscription.grace_issues_used = 0
-    subscription.graced_at = None
-    if subscription.state != SubscriptionState.ACTIVE:
-        services.move_subscription(subscription, SubscriptionState.ACTIVE, actor=None,
-                                   reason="renewed")
-    audit.record("subscription.renewed", "subscription", subscription.id, actor=None,
-                 term=renewal.term, issues=added, grace_counted=grace_counted,
-                 order=renewal.order_id)
-    order = renewal.order
-    invoice = services.issue_invoice(order, actor=None)
-    user = subscription.subscriber
-    if user is not None:
-        queue_mail(user.email, "renewals_renewed",
-                   key=f"renewed:{subscription.id}:{renewal.term}", locale=user.locale,
-                   name=user.name, subscription=subscription, plan_name=plan.name(user.locale),
-                   issues=subscription.issues_remaining, invoice=invoice, order=order,
-                   account_url=external_url("core.account"))
-    return True
+            late_payments.record_late_payment(renewal)
+            log.warning("renewal order %s paid for subscription %s in %s (term %s): not "
+                        "applied", renewal.order_id, subscription.id,
+                        subscription.state.value, subscription.term)
+            continue
+        applying.append((renewal, subscription))
+    if not applying:
+        return set()
+    # The orders (most are in the session already, locked by the payment's recording) with
+    # their invoices, in one statement.
+    orders = {order.id: order for order in db.session.scalars(
+        sa.select(Order).where(Order.id.in_(sorted(r.order_id for r, _s in applying)))
+        .options(lazyload(Order.lines), selectinload(Order.invoice)))}
+    with db.session.no_autoflush:  # one flush for all, in issue_invoices
+        reactivated = []
+        for renewal, subscription in applying:
+            plan = renewal.plan
+            added = max(plan.issues_per_term - subscription.grace_issues_used, 0)
+            grace_counted = subscription.grace_issues_used
+            subscription.term = renewal.term
+            subscription.plan_id = plan.id
+            subscription.next_plan_id = None
+            subscription.issues_granted += plan.issues_per_term
+            subscription.issues_remaining += added
+            subscription.grace_issues_used = 0
+            subscription.graced_at = None
+            if subscription.state != SubscriptionState.ACTIVE:
+                reactivated.append(subscription)
+            audit.record("subscription.renewed", "subscription", subscription.id, actor=None,
+                         term=renewal.term, issues=added, grace_counted=grace_counted,
+                         order=renewal.order_id)
+        if reactivated:
+            services.move_subscriptions(reactivated, SubscriptionState.ACTIVE, actor=None,
+                                        reason="renewed")
+        invoices = services.issue_invoices([orders[r.order_id] for r, _s in applying],
+                                           actor=None)
+        for (renewal, subscription), invoice in zip(applying, invoices, strict=True):
+            user = subscription.subscriber
+            if user is not None:
+                plan = renewal.plan
+                queue_mail(user.email, "renewals_renewed",
+                           key=f"renewed:{subscription.id}:{renewal.term}",
+                           locale=user.locale, name=user.name, subscription=subscription,
+                           plan_name=plan.name(user.locale),
+                           issues=subscription.issues_remaining, invoice=invoice,
+                           order=orders[renewal.order_id],
+                           account_url=external_url("core.account"))
+    db.session.flush()
+    return {renewal.id for renewal, _s in applying}
 
 
 def apply_paid_renewals() -> int:
@@ -376,6 +431,12 @@ class RenewalsResult:
     released: int = 0
     unanswered: int = 0
 
+    def add(self, other: RenewalsResult) -> None:
+        """Count `other`'s outcomes in with these."""
+        for name in ("charged", "retry", "needs_customer", "pending", "skipped", "applied",
+                     "released", "unanswered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def summary(self) -> str:
         return summary_line("renewals", [
             (self.charged, "charged"), (self.retry, "failed (retry)"),
@@ -445,137 +506,251 @@ class _Prepared:
     known: ChargeResult | None
 
 
-# The charge with its subscription, subscriber and first order in one statement (the
-# subscriber's roles and the first order's lines are not needed; the delivery addresses
-# only for a printed plan's shipping lines).
+# The charges with their subscriptions, subscribers and first orders in one statement (the
+# subscribers' roles and the first orders' lines are not needed), the delivery addresses
+# (for a printed plan's shipping lines) in one more.
 _CHARGE_WITH_SUBSCRIPTION = (
     joinedload(RenewalCharge.subscription).options(
         joinedload(Subscription.subscriber).lazyload(User.role_rows),
         joinedload(Subscription.order).lazyload(Order.lines),
-        lazyload(Subscription.addresses)),
+        selectinload(Subscription.addresses)),
 )
 
 
-def _prepare_charge(charge_id: int, result: RenewalsResult) -> _Prepared | None:
-    """Everything before the provider call, committed on its own: the renewal order and the
-    payment row carrying the idempotency key. After a crash the retry finds the same
-    payment and sends the provider the very same request (same key, same body), which the
-    provider answers with the first charge instead of refusing the key or charging again.
-    Returns None when there is nothing to charge."""
-    charge = db.session.scalar(sa.select(RenewalCharge).where(RenewalCharge.id == charge_id)
-                               .options(*_CHARGE_WITH_SUBSCRIPTION))
-    subscription = charge.subscription
-    if (subscription.term >= charge.term or subscription.state not in RENEWING_STATES
-            or not _renews(subscription)):
-        _finish(charge, ChargeStatus.SKIPPED, "no longer due")
-        result.skipped += 1
-        return None
-    mandate = _mandate(subscription)
-    renewal = renewal_order_for(
-        subscription, provider_name=mandate.provider if mandate else "bank_transfer")
-    order = renewal.order
-    # charge.order_id is set with payment_id (one UPDATE of the charge).
-    if order.state == OrderState.PAID:
-        charge.order_id = order.id
-        _finish(charge, ChargeStatus.PAID, "paid otherwise")
-        result.applied += apply_renewal(renewal.id)
-        return None
-    if mandate is None or order.state != OrderState.AWAITING_PAYMENT:
-        charge.order_id = order.id
-        _finish(charge, ChargeStatus.NEEDS_CUSTOMER, "no valid mandate")
-        _pay_link_mail(subscription, order, "renewals_needs_customer",
-                       f"renewal-needs-customer:{subscription.id}:{charge.term}")
-        result.needs_customer += 1
-        return None
-    if charge.payment_id is None:
-        # The payment is made in the transaction that sets `payment_id`, and its key is
-        # unique: none exists yet.
-        payment = payments.new_mandate_payment(order, mandate,
-                                               idempotency_key=charge.idempotency_key)
-    else:
-        payment = payments.mandate_payment(order, mandate,
-                                           idempotency_key=charge.idempotency_key,
-                                           payment_id=charge.payment_id)
-    charge.order_id, charge.payment_id = order.id, payment.id
-    return _Prepared(charge.id, renewal.id, order.id, payment.id, mandate.mandate_ref,
-                     payments.known_charge_outcome(payment, mandate))
+def _mandates_of(subscriptions: list[Subscription]) -> dict[int, Mandate]:
+    """`_mandate` for many subscriptions: the newest valid mandate by subscriber, one
+    statement."""
+    users = sorted({s.subscriber_id for s in subscriptions if s.subscriber_id is not None})
+    if not users:
+        return {}
+    newest: dict[int, Mandate] = {}
+    for mandate in db.session.scalars(
+            sa.select(Mandate).where(Mandate.user_id.in_(users),
+                                     Mandate.state == MandateState.VALID)
+            .order_by(Mandate.id)):
+        newest[mandate.user_id] = mandate
+    return newest
 
 
-def _payment_for_call(payment_id: int) -> Payment:
-    """The payment as the provider call reads it (its order's number included), detached,
-    and the read transaction ended: the call holds no transaction and no lock (on SQLite
-    the write lock stays free for the other charges while the provider answers)."""
-    payment = db.session.scalar(
-        sa.select(Payment).where(Payment.id == payment_id)
-        .options(joinedload(Payment.order).lazyload(Order.lines)))
-    db.session.expunge(payment.order)
-    db.session.expunge(payment)
+def _prepare_charges(charge_ids: list[int], result: RenewalsResult) -> list[_Prepared]:
+    """Everything before the provider calls of claimed charges, committed on its own (one
+    transaction for the batch): the renewal orders and the payment rows carrying the
+    idempotency keys. After a crash the retry finds the same payment and sends the provider
+    the very same request (same key, same body), which the provider answers with the first
+    charge instead of refusing the key or charging again. Returns the charges to call or
+    record (those with nothing to charge are finished here)."""
+    charges = db.session.scalars(
+        sa.select(RenewalCharge).where(RenewalCharge.id.in_(charge_ids))
+        .order_by(RenewalCharge.id).options(*_CHARGE_WITH_SUBSCRIPTION)).unique().all()
+    due = []
+    for charge in charges:
+        subscription = charge.subscription
+        if (subscription.term >= charge.term or subscription.state not in RENEWING_STATES
+                or not _renews(subscription)):
+            _finish(charge, ChargeStatus.SKIPPED, "no longer due")
+            result.skipped += 1
+        else:
+            due.append(charge)
+    mandates = _mandates_of([charge.subscription for charge in due])
+    wanted = []
+    for charge in due:
+        mandate = mandates.get(charge.subscription.subscriber_id)
+        wanted.append((charge.subscription,
+                       mandate.provider if mandate else "bank_transfer"))
+    renewals_ = renewal_orders_for(wanted)
+    paid_otherwise, to_pay = [], []
+    for charge, renewal in zip(due, renewals_, strict=True):
+        subscription = charge.subscription
+        mandate = mandates.get(subscription.subscriber_id)
+        order = renewal.order
+        # charge.order_id is set with payment_id (one UPDATE of the charge).
+        charge.order_id = order.id
+        if order.state == OrderState.PAID:
+            _finish(charge, ChargeStatus.PAID, "paid otherwise")
+            paid_otherwise.append(renewal.id)
+        elif mandate is None or order.state != OrderState.AWAITING_PAYMENT:
+            _finish(charge, ChargeStatus.NEEDS_CUSTOMER, "no valid mandate")
+            _pay_link_mail(subscription, order, "renewals_needs_customer",
+                           f"renewal-needs-customer:{subscription.id}:{charge.term}")
+            result.needs_customer += 1
+        else:
+            to_pay.append((charge, renewal, order, mandate))
+    if paid_otherwise:
+        result.applied += len(apply_renewals(paid_otherwise))
+    # The payments are made in the transaction that sets `payment_id`, and their keys are
+    # unique: none exists yet for a charge without one.
+    new = [(charge, renewal, order, mandate) for charge, renewal, order, mandate in to_pay
+           if charge.payment_id is None]
+    made = dict(zip([charge.id for charge, *_rest in new], payments.new_mandate_payments(
+        [(order, mandate, charge.idempotency_key) for charge, _r, order, mandate in new]),
+        strict=True)) if new else {}
+    prepared = []
+    for charge, renewal, order, mandate in to_pay:
+        payment = made.get(charge.id) or payments.mandate_payment(
+            order, mandate, idempotency_key=charge.idempotency_key,
+            payment_id=charge.payment_id)
+        charge.payment_id = payment.id
+        prepared.append(_Prepared(charge.id, renewal.id, order.id, payment.id,
+                                  mandate.mandate_ref,
+                                  payments.known_charge_outcome(payment, mandate)))
+    return prepared
+
+
+def _payments_for_call(payment_ids: list[int]) -> dict[int, Payment]:
+    """The payments as the provider calls read them (their orders' numbers included),
+    detached, and the read transaction ended: the calls hold no transaction and no lock (on
+    SQLite the write lock stays free for the other charges while the provider answers)."""
+    found = db.session.scalars(
+        sa.select(Payment).where(Payment.id.in_(payment_ids))
+        .options(joinedload(Payment.order).lazyload(Order.lines))).all()
+    for payment in found:
+        db.session.expunge(payment.order)
+        db.session.expunge(payment)
     db.session.rollback()
-    return payment
+    return {payment.id: payment for payment in found}
 
 
 def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
-    """Charge one claimed attempt and record what came of it: the preparation in one
-    transaction, the provider call with none open, its outcome in the next."""
-    with write_transaction():
-        prepared = _prepare_charge(charge_id, result)
-    if prepared is None:
+    """Charge one claimed attempt and record what came of it (a batch of one)."""
+    charge_renewals([charge_id], result)
+
+
+def charge_renewals(charge_ids: list[int], result: RenewalsResult) -> None:
+    """Charge claimed attempts and record what came of them: the preparation of all in one
+    transaction, the provider calls with none open, their outcomes together in the next.
+    A batch whose preparation fails is charged one by one; an outcome that cannot be
+    recorded with the others is recorded on its own (see `_record_outcomes`)."""
+    part = RenewalsResult()
+    try:
+        with write_transaction():
+            prepared = _prepare_charges(charge_ids, part)
+    except Exception:
+        if len(charge_ids) == 1:
+            raise
+        log.exception("renewals: charges %s not prepared together: one by one", charge_ids)
+        for charge_id in charge_ids:
+            _charge_alone(charge_id, result)
         return
-    called = prepared.known is None
-    if called:
-        payment = _payment_for_call(prepared.payment_id)
-        try:
-            outcome = payments.call_charge(payment, prepared.mandate_ref,
-                                           idempotency_key=payment.idempotency_key)
-        except ProviderError as error:
-            called = False  # nothing to record on the payment: it stays as it is
-            outcome = ChargeResult(None, PaymentState.FAILED,
-                                   ChargeOutcome.FAILED_NEEDS_CUSTOMER, str(error))
-    else:
-        outcome = prepared.known
+    result.add(part)
+    fetched = _payments_for_call([p.payment_id for p in prepared if p.known is None])
+    outcomes = []
+    for one in prepared:
+        called = one.known is None
+        if called:
+            payment = fetched[one.payment_id]
+            try:
+                outcome = payments.call_charge(payment, one.mandate_ref,
+                                               idempotency_key=payment.idempotency_key)
+            except ProviderError as error:
+                called = False  # nothing to record on the payment: it stays as it is
+                outcome = ChargeResult(None, PaymentState.FAILED,
+                                       ChargeOutcome.FAILED_NEEDS_CUSTOMER, str(error))
+        else:
+            outcome = one.known
+        outcomes.append((one, outcome, called))
+    _record_outcomes(outcomes, result)
+
+
+def _charge_alone(charge_id: int, result: RenewalsResult) -> None:
+    try:
+        charge_renewals([charge_id], result)
+    except Exception:
+        log.exception("renewals: charge %s failed", charge_id)
+        _back_in_queue([charge_id])
+
+
+def _back_in_queue(charge_ids: list[int]) -> None:
+    """Claimed charges whose work failed: due again in an hour (the same key: no double
+    charge)."""
     with write_transaction():
-        # The order, held here while the outcome is recorded: the session keeps only weak
-        # references, and applying the renewal needs it again.
-        order = (payments.record_charge(prepared.payment_id, outcome,
-                                        order_id=prepared.order_id) if called else None)
-        _record_outcome(prepared, outcome, result)
-        del order
-
-
-def _record_outcome(prepared: _Prepared, outcome: ChargeResult,
-                    result: RenewalsResult) -> None:
-    """What the charge came to, for the renewal: paid (the term is added), pending at the
-    bank, unanswered (the same key again later) or failed."""
-    if outcome.outcome == ChargeOutcome.PAID:
-        _finish_claimed(prepared.charge_id, ChargeStatus.PAID)
-        apply_renewal(prepared.renewal_id)
-        result.charged += 1
-    elif outcome.outcome == ChargeOutcome.PENDING:
-        _finish_claimed(prepared.charge_id, ChargeStatus.PENDING)
-        result.pending += 1
-    elif (outcome.outcome == ChargeOutcome.FAILED_RETRYABLE
-          and outcome.state == PaymentState.OPEN):
-        # The provider did not answer: the charge may have happened. The same attempt
-        # (the same key) is tried again later, so the provider answers with that charge;
-        # the next attempt's new key could charge a second time.
         db.session.execute(
-            sa.update(RenewalCharge).where(RenewalCharge.id == prepared.charge_id)
-            .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY,
-                    claimed_by=None, reason=outcome.reason[:300])
+            sa.update(RenewalCharge)
+            .where(RenewalCharge.id.in_(charge_ids),
+                   RenewalCharge.status == ChargeStatus.CHARGING)
+            .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY)
             .execution_options(synchronize_session=False))
-        result.unanswered += 1
-    else:
-        charge = db.session.scalar(
-            sa.select(RenewalCharge).where(RenewalCharge.id == prepared.charge_id)
-            .options(*_CHARGE_WITH_SUBSCRIPTION))
-        _charge_failed(charge, db.session.get(Order, prepared.order_id), outcome.reason,
-                       result, retryable=outcome.outcome == ChargeOutcome.FAILED_RETRYABLE)
 
 
-def _finish_claimed(charge_id: int, status: ChargeStatus, reason: str = "") -> None:
-    """`_finish` without loading the charge: one UPDATE."""
+def _record_outcomes(outcomes: list[tuple[_Prepared, ChargeResult, bool]],
+                     result: RenewalsResult) -> None:
+    """Record the answers of a batch in one transaction. If that fails, nothing of it is
+    kept and each is recorded in a transaction of its own, so one charge's failure loses
+    none of the others; one that fails alone goes back in the queue (`_back_in_queue`)."""
+    part = RenewalsResult()
+    try:
+        with write_transaction():
+            _record_batch(outcomes, part)
+    except Exception:
+        if len(outcomes) == 1:
+            raise
+        log.exception("renewals: outcomes of charges %s not recorded together: one by one",
+                      [one.charge_id for one, _o, _c in outcomes])
+        for item in outcomes:
+            try:
+                _record_outcomes([item], result)
+            except Exception:
+                log.exception("renewals: charge %s failed", item[0].charge_id)
+                _back_in_queue([item[0].charge_id])
+        return
+    result.add(part)
+
+
+def _record_batch(outcomes: list[tuple[_Prepared, ChargeResult, bool]],
+                  result: RenewalsResult) -> None:
+    """What the charges came to, for the renewals: paid (the term is added), pending at
+    the bank, unanswered (the same key again later) or failed. The payments first
+    (`payments.record_charges`), then the charges, then the renewals."""
+    called = [(one.payment_id, one.order_id, outcome)
+              for one, outcome, was_called in outcomes if was_called]
+    # The orders, held here while the outcomes are recorded: the session keeps only weak
+    # references, and applying the renewals needs them again.
+    orders = payments.record_charges(called) if called else []
+    by_outcome: dict[str, list[_Prepared]] = {"paid": [], "pending": [], "unanswered": [],
+                                             "failed": []}
+    for one, outcome, _was_called in outcomes:
+        if outcome.outcome == ChargeOutcome.PAID:
+            by_outcome["paid"].append(one)
+        elif outcome.outcome == ChargeOutcome.PENDING:
+            by_outcome["pending"].append(one)
+        elif (outcome.outcome == ChargeOutcome.FAILED_RETRYABLE
+              and outcome.state == PaymentState.OPEN):
+            # The provider did not answer: the charge may have happened. The same attempt
+            # (the same key) is tried again later, so the provider answers with that charge;
+            # the next attempt's new key could charge a second time.
+            db.session.execute(
+                sa.update(RenewalCharge).where(RenewalCharge.id == one.charge_id)
+                .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY,
+                        claimed_by=None, reason=outcome.reason[:300])
+                .execution_options(synchronize_session=False))
+            result.unanswered += 1
+        else:
+            by_outcome["failed"].append(one)
+    if by_outcome["paid"]:
+        _finish_claimed([one.charge_id for one in by_outcome["paid"]], ChargeStatus.PAID)
+        apply_renewals([one.renewal_id for one in by_outcome["paid"]])
+        result.charged += len(by_outcome["paid"])
+    if by_outcome["pending"]:
+        _finish_claimed([one.charge_id for one in by_outcome["pending"]],
+                        ChargeStatus.PENDING)
+        result.pending += len(by_outcome["pending"])
+    if by_outcome["failed"]:
+        reasons = {one.charge_id: (outcome.reason, outcome.outcome)
+                   for one, outcome, _c in outcomes}
+        charges = db.session.scalars(
+            sa.select(RenewalCharge)
+            .where(RenewalCharge.id.in_([one.charge_id for one in by_outcome["failed"]]))
+            .order_by(RenewalCharge.id).options(*_CHARGE_WITH_SUBSCRIPTION)).unique().all()
+        for charge in charges:
+            reason, outcome = reasons[charge.id]
+            _charge_failed(charge, db.session.get(Order, charge.order_id), reason, result,
+                           retryable=outcome == ChargeOutcome.FAILED_RETRYABLE)
+    del orders
+
+
+def _finish_claimed(charge_ids: list[int], status: ChargeStatus, reason: str = "") -> None:
+    """`_finish` without loading the charges: one UPDATE."""
     db.session.execute(
-        sa.update(RenewalCharge).where(RenewalCharge.id == charge_id)
+        sa.update(RenewalCharge).where(RenewalCharge.id.in_(charge_ids))
         .values(status=status, reason=reason[:300], finished_at=now_utc())
         .execution_options(synchronize_session=False))
 
@@ -639,7 +814,8 @@ def settle_pending_charges(result: RenewalsResult) -> None:
 def run_renewals(progress=None) -> RenewalsResult:
     """The `renewals` job: charges left by a dead run taken back, paid renewals applied,
     direct debits the bank answered settled, first attempts scheduled, and every due charge
-    made, RENEWAL_CONCURRENCY at a time (see `_charge_due`)."""
+    made, in batches of up to RENEWAL_BATCH_SIZE by RENEWAL_CONCURRENCY threads at a time
+    (see `_charge_due`)."""
     result = RenewalsResult()
     result.released = release_orphans(
         RenewalCharge, RenewalCharge.status == ChargeStatus.CHARGING,
@@ -654,9 +830,13 @@ def run_renewals(progress=None) -> RenewalsResult:
     db.session.rollback()
     if progress:
         progress.start(count)
-    workers = min(current_app.config["RENEWAL_CONCURRENCY"], count)
+    config = current_app.config
+    workers = min(config["RENEWAL_CONCURRENCY"], count)
+    # Batches no bigger than each thread's share, so a small run still has every thread
+    # charging.
+    size = max(1, min(config["RENEWAL_BATCH_SIZE"], -(-count // max(workers, 1))))
     if workers <= 1:
-        _charge_due(due, result, progress.advance if progress else None)
+        _charge_due(due, size, result, progress.advance if progress else None)
         return result
     app = current_app._get_current_object()
     lock = threading.Lock()
@@ -670,7 +850,7 @@ def run_renewals(progress=None) -> RenewalsResult:
         # A thread of its own has an app context of its own, so a session (and a database
         # connection) of its own.
         with app.app_context():
-            _charge_due(due, part, advance)
+            _charge_due(due, size, part, advance)
 
     parts = [RenewalsResult() for _ in range(workers)]
     with ThreadPoolExecutor(workers, thread_name_prefix="renewals") as pool:
@@ -678,34 +858,50 @@ def run_renewals(progress=None) -> RenewalsResult:
     for future in done:
         future.result()  # a worker's own failure (not a charge's) fails the run
     for part in parts:
-        for name in ("charged", "retry", "needs_customer", "pending", "skipped", "applied",
-                     "unanswered"):
-            setattr(result, name, getattr(result, name) + getattr(part, name))
+        result.add(part)
     return result
 
 
-def _charge_due(due: sa.ColumnElement[bool], result: RenewalsResult, advance) -> None:
-    """Claim due charges one at a time and charge each (`charge_renewal`) until none is
-    due. Several of these run side by side (threads here, or other processes): each charge
-    is its own claimed row, with its own key and its own transactions, and the provider
-    call is made with no transaction open, so while one waits for the provider the others
-    prepare and record theirs."""
-    while (charge_id := claim_next(RenewalCharge, due, RenewalCharge.id,
-                                   {"status": ChargeStatus.CHARGING})) is not None:
+def _claim_charges(due: sa.ColumnElement[bool], size: int) -> list[int]:
+    """Claim up to `size` due charges for this process and commit (as
+    magazine.jobruns.claim_next does for one row: PostgreSQL skips rows another process
+    has locked, SQLite claims under its write lock): their ids in order, [] when none is
+    due. A batch left by a process that died is handed back by `release_orphans`."""
+    values = {"status": ChargeStatus.CHARGING, "claimed_by": owner_id(),
+              "claimed_at": now_utc()}
+    while True:
+        with write_transaction():
+            select = (sa.select(RenewalCharge.id).where(due).order_by(RenewalCharge.id)
+                      .limit(size))
+            if dialect_name() == "postgresql":
+                select = select.with_for_update(skip_locked=True)
+            ids = db.session.scalars(select).all()
+            if not ids:
+                return []
+            taken = db.session.execute(
+                sa.update(RenewalCharge).where(RenewalCharge.id.in_(ids), due)
+                .values(**values).returning(RenewalCharge.id)
+                .execution_options(synchronize_session=False)).scalars().all()
+        if taken:
+            return sorted(taken)
+
+
+def _charge_due(due: sa.ColumnElement[bool], size: int, result: RenewalsResult,
+                advance) -> None:
+    """Claim due charges `size` at a time and charge each batch (`charge_renewals`) until
+    none is due. Several of these run side by side (threads here, or other processes):
+    each charge is its own claimed row with its own key, and the provider calls are made
+    with no transaction open, so while one thread waits for the provider the others
+    prepare and record their batches."""
+    while charge_ids := _claim_charges(due, size):
         if advance:
-            advance(1)
+            advance(len(charge_ids))
         try:
-            charge_renewal(charge_id, result)
+            charge_renewals(charge_ids, result)
         except Exception:
-            log.exception("renewals: charge %s failed", charge_id)
-            # Back in the queue in an hour (the same key: no double charge).
-            with write_transaction():
-                db.session.execute(
-                    sa.update(RenewalCharge)
-                    .where(RenewalCharge.id == charge_id,
-                           RenewalCharge.status == ChargeStatus.CHARGING)
-                    .values(status=ChargeStatus.DUE, due_at=now_utc() + UNANSWERED_RETRY)
-                    .execution_options(synchronize_session=False))
+            log.exception("renewals: charges %s failed", charge_ids)
+            # Back in the queue in an hour (the same keys: no double charge).
+            _back_in_queue(charge_ids)
 
 
 # ---------------------------------------------------------------- grace and lapse

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
+from sqlalchemy.orm.attributes import set_committed_value
 
 from editorial.models import Issue, IssueState, next_issue_for_changes
 from magazine import audit
@@ -83,34 +84,67 @@ def _require_coordinator(actor: User | None) -> None:
 # ---------------------------------------------------------------- state moves
 
 def _move(obj, to, table: dict, model, label: str, actor: User | None, **details) -> None:
-    current = obj.state
-    if to not in table[current]:
-        raise DomainError(
-            _("This cannot change from %(current)s to %(target)s.",
-              current=current.value, target=to.value)
-        )
-    moved = db.session.execute(
-        sa.update(model)
-        .where(model.id == obj.id, model.state == current)
-        .values(state=to)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if moved != 1:
-        db.session.refresh(obj)
-        raise StaleState(_("This was changed by someone else a moment ago. Reload the page."))
-    # The row changed in the database; say so to the object in memory without a reload.
-    obj.state = to
-    db.session.flush()
-    audit.record(f"{label}.{to.value}", label, obj.id, actor=actor,
-                 **{"from": current.value}, **details)
+    _move_all([obj], to, table, model, label, actor, **details)
+
+
+def _move_all(objs, to, table: dict, model, label: str, actor: User | None,
+              each: Sequence[dict] | None = None, **details) -> None:
+    """Move every object in `objs` to `to`: each transition checked, one conditional UPDATE
+    per state they come from (a batch of one for a single move), the state written once (the
+    object in memory is told without a second UPDATE by the unit of work), one audit record
+    each (with `details`, and `each[i]` for the i-th object). Someone else moved one first:
+    StaleState (the caller's transaction rolls back)."""
+    by_state: dict = {}
+    for obj in objs:
+        current = obj.state
+        if to not in table[current]:
+            raise DomainError(
+                _("This cannot change from %(current)s to %(target)s.",
+                  current=current.value, target=to.value)
+            )
+        by_state.setdefault(current, []).append(obj)
+    for current, group in by_state.items():
+        ids = [obj.id for obj in group]
+        moved = db.session.execute(
+            sa.update(model)
+            .where(model.id.in_(ids) if len(ids) > 1 else model.id == ids[0],
+                   model.state == current)
+            .values(state=to)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != len(group):
+            for obj in group:
+                db.session.refresh(obj)
+            raise StaleState(
+                _("This was changed by someone else a moment ago. Reload the page."))
+    for i, obj in enumerate(objs):
+        current = obj.state
+        # The row changed in the database; say so to the object in memory, as loaded (the
+        # unit of work would otherwise write the same state a second time).
+        set_committed_value(obj, "state", to)
+        audit.record(f"{label}.{to.value}", label, obj.id, actor=actor,
+                     **{"from": current.value}, **details, **(each[i] if each else {}))
 
 
 def move_order(order: Order, to: OrderState, *, actor: User | None, **details) -> None:
     _move(order, to, ORDER_TRANSITIONS, Order, "order", actor, **details)
 
 
+def move_orders(orders: Sequence[Order], to: OrderState, *, actor: User | None,
+                **details) -> None:
+    """`move_order` for many orders at once."""
+    _move_all(orders, to, ORDER_TRANSITIONS, Order, "order", actor, **details)
+
+
 def move_payment(payment: Payment, to: PaymentState, *, actor: User | None, **details) -> None:
     _move(payment, to, PAYMENT_TRANSITIONS, Payment, "payment", actor, **details)
+
+
+def move_payments(payments: Sequence[Payment], to: PaymentState, *, actor: User | None,
+                  each: Sequence[dict] | None = None, **details) -> None:
+    """`move_payment` for many payments at once (`each`: details of each one's audit)."""
+    _move_all(payments, to, PAYMENT_TRANSITIONS, Payment, "payment", actor, each=each,
+              **details)
 
 
 def move_subscription(
@@ -118,6 +152,13 @@ def move_subscription(
 ) -> None:
     _move(subscription, to, SUBSCRIPTION_TRANSITIONS, Subscription, "subscription", actor,
           **details)
+
+
+def move_subscriptions(subscriptions: Sequence[Subscription], to: SubscriptionState, *,
+                       actor: User | None, **details) -> None:
+    """`move_subscription` for many subscriptions at once."""
+    _move_all(subscriptions, to, SUBSCRIPTION_TRANSITIONS, Subscription, "subscription",
+              actor, **details)
 
 
 # ---------------------------------------------------------------- document numbers
@@ -129,25 +170,32 @@ SERIES_PREFIX = {INVOICE_SERIES: "", CREDIT_NOTE_SERIES: "CN"}
 
 def next_document_number(series: str, year: int) -> tuple[int, str]:
     """The next number of a series in a year: `2026-000123` (credit notes `CN2026-000004`).
+    See `next_document_numbers`."""
+    return next_document_numbers(series, year, 1)[0]
 
-    One statement, `INSERT … ON CONFLICT DO UPDATE … RETURNING`: the year's first number
-    creates the counter row, every later one moves it, and the row lock is held until this
-    transaction ends: a second checkout waits, and a rolled-back one gives its number back.
-    No gaps, no doubles."""
+
+def next_document_numbers(series: str, year: int, count: int) -> list[tuple[int, str]]:
+    """The next `count` numbers of a series in a year, in order.
+
+    One statement, `INSERT … ON CONFLICT DO UPDATE … RETURNING`: the year's first numbers
+    create the counter row, every later call moves it by `count`, and the row lock is held
+    until this transaction ends: a second checkout waits, and a rolled-back one gives its
+    numbers back. No gaps, no doubles."""
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    number = db.session.execute(
+    last = db.session.execute(
         insert(DocumentCounter)
-        .values(series=series, year=year, last_number=1)
+        .values(series=series, year=year, last_number=count)
         .on_conflict_do_update(index_elements=["series", "year"],
-                               set_={"last_number": DocumentCounter.last_number + 1})
+                               set_={"last_number": DocumentCounter.last_number + count})
         .returning(DocumentCounter.last_number)
         .execution_options(synchronize_session=False)
     ).scalar_one()
-    return number, f"{SERIES_PREFIX[series]}{year}-{number:06d}"
+    return [(number, f"{SERIES_PREFIX[series]}{year}-{number:06d}")
+            for number in range(last - count + 1, last + 1)]
 
 
 # ---------------------------------------------------------------- plans and promo codes
@@ -596,14 +644,21 @@ def quote_checkout(request: CheckoutRequest, *, today: date) -> Quote:
 
 
 def _new_communication() -> str:
+    return _new_communications(1)[0]
+
+
+def _new_communications(count: int) -> list[str]:
+    """`count` new structured communications, none in use (one SELECT per round)."""
     # Random rather than counted: the number of orders is nobody's business.
-    while True:
-        candidate = structured_communication(secrets.randbelow(9 * 10**9) + 10**9)
-        exists = db.session.scalar(
-            sa.select(Order.id).where(Order.structured_communication == candidate)
-        )
-        if exists is None:
-            return candidate
+    chosen: list[str] = []
+    while len(chosen) < count:
+        candidates = {structured_communication(secrets.randbelow(9 * 10**9) + 10**9)
+                      for _ in range(count - len(chosen))} - set(chosen)
+        taken = set(db.session.scalars(
+            sa.select(Order.structured_communication)
+            .where(Order.structured_communication.in_(sorted(candidates)))))
+        chosen += sorted(candidates - taken)
+    return chosen
 
 
 def _become_subscriber(user: User, actor: User | None) -> None:
@@ -656,33 +711,60 @@ def _checked_billing(request: CheckoutRequest, addresses: list[AddressInput]) ->
 def _new_order(request: CheckoutRequest, *, buyer: User, provider_name: str, vat_number: str,
                lines: list[pricing.PricedLine], plan_id: int | None = None,
                offer_id: int | None = None, promo: PromoCode | None = None) -> Order:
-    totals = pricing.totals(lines)
-    order = Order(
-        user_id=buyer.id, locale=request.locale,
-        structured_communication=_new_communication(), provider=provider_name,
-        billing_name=request.billing_name.strip() or buyer.name,
-        billing_email=buyer.email,
-        billing_organisation=request.billing_organisation.strip(),
-        billing_vat_number=vat_number,
-        billing_po_reference=request.billing_po_reference.strip(),
-        billing_street=request.billing_street.strip(),
-        billing_postcode=request.billing_postcode.strip(),
-        billing_city=request.billing_city.strip(),
-        billing_country=request.billing_country,
-        promo_code_id=promo.id if promo else None,
-        total_cents=totals.gross_cents, vat_cents=totals.vat_cents,
-        expires_at=now_utc() + timedelta(days=current_app.config["ORDER_PAYMENT_DAYS"]),
-    )
-    for position, line in enumerate(lines):
-        order.lines.append(OrderLine(
-            position=position, kind=line.kind, description=line.description,
-            plan_id=plan_id, offer_id=offer_id if line.kind == "single_copy" else None,
-            quantity=line.quantity, unit_cents=line.unit_cents, vat_rate_bp=line.rate_bp,
-            gross_cents=line.gross_cents, vat_cents=line.vat_cents,
-        ))
-    db.session.add(order)
+    return _new_orders([NewOrder(request, buyer, provider_name, vat_number, lines, plan_id,
+                                 offer_id, promo)])[0]
+
+
+@dataclass
+class NewOrder:
+    """What `_new_orders` makes an order of."""
+
+    request: CheckoutRequest
+    buyer: User
+    provider_name: str
+    vat_number: str
+    lines: list[pricing.PricedLine]
+    plan_id: int | None = None
+    offer_id: int | None = None
+    promo: PromoCode | None = None
+
+
+def _new_orders(specs: Sequence[NewOrder]) -> list[Order]:
+    """New orders with their lines, flushed together (one INSERT per table)."""
+    communications = _new_communications(len(specs))
+    expires_at = now_utc() + timedelta(days=current_app.config["ORDER_PAYMENT_DAYS"])
+    orders = []
+    for spec, communication in zip(specs, communications, strict=True):
+        request, buyer = spec.request, spec.buyer
+        totals = pricing.totals(spec.lines)
+        order = Order(
+            user_id=buyer.id, locale=request.locale,
+            structured_communication=communication, provider=spec.provider_name,
+            billing_name=request.billing_name.strip() or buyer.name,
+            billing_email=buyer.email,
+            billing_organisation=request.billing_organisation.strip(),
+            billing_vat_number=spec.vat_number,
+            billing_po_reference=request.billing_po_reference.strip(),
+            billing_street=request.billing_street.strip(),
+            billing_postcode=request.billing_postcode.strip(),
+            billing_city=request.billing_city.strip(),
+            billing_country=request.billing_country,
+            promo_code_id=spec.promo.id if spec.promo else None,
+            total_cents=totals.gross_cents, vat_cents=totals.vat_cents,
+            expires_at=expires_at,
+        )
+        for position, line in enumerate(spec.lines):
+            order.lines.append(OrderLine(
+                position=position, kind=line.kind, description=line.description,
+                plan_id=spec.plan_id,
+                offer_id=spec.offer_id if line.kind == "single_copy" else None,
+                quantity=line.quantity, unit_cents=line.unit_cents, vat_rate_bp=line.rate_bp,
+                gross_cents=line.gross_cents, vat_cents=line.vat_cents,
+            ))
+        db.session.add(order)
+        orders.append(order)
     db.session.flush()
-    return order
+    return orders
 
 
 def _open_payment(order: Order, provider, *, buyer: User,
@@ -823,25 +905,35 @@ def _buyer_address(order: Order) -> str:
 def issue_invoice(order: Order, *, actor: User | None) -> Invoice:
     """Issue the order's invoice (once): the next number of the year, the buyer's details
     as they are now, the due date of the order."""
-    if order.invoice is not None:
-        return order.invoice
-    today = today_brussels()
-    sequence, number = next_document_number(INVOICE_SERIES, today.year)
-    invoice = Invoice(
-        number=number, year=today.year, sequence=sequence, order_id=order.id,
-        issue_date=today, due_date=order.expires_at.astimezone(BRUSSELS).date(),
-        total_cents=order.total_cents, vat_cents=order.vat_cents,
-        buyer_name=order.billing_name, buyer_organisation=order.billing_organisation,
-        buyer_vat_number=order.billing_vat_number, buyer_address=_buyer_address(order),
-        buyer_email=order.billing_email, locale=order.locale,
-    )
-    db.session.add(invoice)
-    order.invoice = invoice
-    db.session.flush()
-    audit.record("invoice.issued", "invoice", invoice.id, actor=actor, number=number,
-                 order=order.id)
-    peppol_sender.queue_if_configured(invoice)
-    return invoice
+    return issue_invoices([order], actor=actor)[0]
+
+
+def issue_invoices(orders: Sequence[Order], *, actor: User | None) -> list[Invoice]:
+    """`issue_invoice` for many orders at once: the orders without an invoice get the next
+    numbers of the year, in the order given (one counter statement, one flush); returns
+    each order's invoice."""
+    new = [order for order in orders if order.invoice is None]
+    if new:
+        today = today_brussels()
+        numbers = next_document_numbers(INVOICE_SERIES, today.year, len(new))
+        for order, (sequence, number) in zip(new, numbers, strict=True):
+            invoice = Invoice(
+                number=number, year=today.year, sequence=sequence, order_id=order.id,
+                issue_date=today, due_date=order.expires_at.astimezone(BRUSSELS).date(),
+                total_cents=order.total_cents, vat_cents=order.vat_cents,
+                buyer_name=order.billing_name, buyer_organisation=order.billing_organisation,
+                buyer_vat_number=order.billing_vat_number, buyer_address=_buyer_address(order),
+                buyer_email=order.billing_email, locale=order.locale,
+            )
+            db.session.add(invoice)
+            order.invoice = invoice
+        db.session.flush()
+        for order in new:
+            invoice = order.invoice
+            audit.record("invoice.issued", "invoice", invoice.id, actor=actor,
+                         number=invoice.number, order=order.id)
+            peppol_sender.queue_if_configured(invoice)
+    return [order.invoice for order in orders]
 
 
 def issue_credit_note(
@@ -898,70 +990,126 @@ def _locked_order(order_id: int) -> Order:
     The lock is taken by writing the row (a no-op update) before reading it: on PostgreSQL
     that is a row lock like SELECT … FOR UPDATE; on SQLite it takes the database's write
     lock, and a second writer waits (busy timeout) instead of working on a stale read."""
+    orders = _locked_orders([order_id])
+    if not orders:
+        raise DomainError(_("This order does not exist."))
+    return orders[0]
+
+
+def _locked_orders(order_ids: Sequence[int], options: Sequence = ()) -> list[Order]:
+    """`_locked_order` for many orders (in ascending id order, as every path locks them):
+    two statements for all, and `options` (loader options) for what the caller reads."""
+    ids = sorted(set(order_ids))
+    where = Order.id.in_(ids) if len(ids) > 1 else Order.id == ids[0]
     db.session.execute(
-        sa.update(Order).where(Order.id == order_id).values(state=Order.state)
+        sa.update(Order).where(where).values(state=Order.state)
         .execution_options(synchronize_session=False)
     )
-    order = db.session.scalar(
-        sa.select(Order).where(Order.id == order_id).with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if order is None:
-        raise DomainError(_("This order does not exist."))
-    return order
+    return list(db.session.scalars(
+        sa.select(Order).where(where).order_by(Order.id).with_for_update(of=Order)
+        .options(*options).execution_options(populate_existing=True)
+    ))
 
 
 def record_payment(
     order: Order, *, provider_name: str, amount_cents: int | None = None,
     actor: User | None, received_on: date | None = None, note: str = "",
-    provider_ref: str | None = None, payment: Payment | None = None,
+    provider_ref: str | None = None, payment: Payment | None = None, locked: bool = False,
 ) -> Payment | None:
     """Money came in for an order: the payment becomes paid, the order paid, its
     subscriptions active; the buyer (and a gift's recipient) are mailed. Recording it a
-    second time changes nothing and returns None."""
+    second time changes nothing and returns None. `locked`: the caller holds the order's
+    lock and read it under it (`_locked_order`), so it is not locked and read again."""
+    return record_payments([PaymentReceived(order, provider_name, amount_cents, received_on,
+                                            note, provider_ref, payment)],
+                           actor=actor, locked=locked)[0]
+
+
+@dataclass
+class PaymentReceived:
+    """One order's money, for `record_payments` (the arguments of `record_payment`)."""
+
+    order: Order
+    provider_name: str
+    amount_cents: int | None = None
+    received_on: date | None = None
+    note: str = ""
+    provider_ref: str | None = None
+    payment: Payment | None = None
+
+
+def record_payments(received: Sequence[PaymentReceived], *, actor: User | None,
+                    locked: bool = False) -> list[Payment | None]:
+    """`record_payment` for the money of many orders (one each) at once: the payments and
+    the orders moved to paid with one conditional UPDATE each. Returns each one's payment
+    (None: it was recorded before)."""
     if actor is not None:
         _require_coordinator(actor)
-    order = _locked_order(order.id)
-    if order.state == OrderState.PAID:
-        return None
-    if order.state != OrderState.AWAITING_PAYMENT:
-        raise DomainError(_("This order is %(state)s: it cannot be paid any more.",
-                            state=order.state.value))
-    amount = order.total_cents if amount_cents is None else amount_cents
-    if amount != order.total_cents:
-        raise DomainError(
-            _("The amount differs from the order's total; record the exact total."),
-            field="amount",
-        )
-    # An online provider names its payment (the one its webhook is about).
-    payment = payment or next(
-        (p for p in order.payments if p.provider == provider_name
-         and p.state in (PaymentState.OPEN, PaymentState.PENDING)), None)
-    if payment is None:
-        payment = Payment(order_id=order.id, provider=provider_name, amount_cents=amount)
-        db.session.add(payment)
-        db.session.flush()
-    for other in order.payments:
-        if other is not payment and other.state in (PaymentState.OPEN, PaymentState.PENDING):
-            move_payment(other, PaymentState.CANCELLED, actor=actor, reason="paid otherwise")
+    if locked:
+        orders = [r.order for r in received]
+    elif len(received) == 1:
+        orders = [_locked_order(received[0].order.id)]
+    else:
+        by_id = {o.id: o for o in _locked_orders([r.order.id for r in received])}
+        if len(by_id) != len({r.order.id for r in received}):
+            raise DomainError(_("This order does not exist."))
+        orders = [by_id[r.order.id] for r in received]
+    if len({order.id for order in orders}) != len(orders):
+        raise DomainError(_("This was changed by someone else a moment ago. Reload the page."))
+    results: list[Payment | None] = []
+    paying: list[tuple[Order, Payment, int]] = []
     now = now_utc()
-    payment.received_on = received_on or today_brussels()
-    payment.paid_at = now
-    payment.recorded_by_id = actor.id if actor else None
-    payment.note = note[:300]
-    if provider_ref:
-        payment.provider_ref = provider_ref
-    move_payment(payment, PaymentState.PAID, actor=actor, amount_cents=amount)
-    order.paid_at = now
-    move_order(order, OrderState.PAID, actor=actor)
-    for subscription in order.subscriptions:
-        activate_subscription(subscription, actor=actor)
-    queue_mail(
-        order.billing_email, "subscriptions_payment_received", key=f"order-paid:{order.id}",
-        locale=order.locale, order=order,
-        account_url=external_url("core.account"),
-    )
-    return payment
+    for entry, order in zip(received, orders, strict=True):
+        if order.state == OrderState.PAID:
+            results.append(None)
+            continue
+        if order.state != OrderState.AWAITING_PAYMENT:
+            raise DomainError(_("This order is %(state)s: it cannot be paid any more.",
+                                state=order.state.value))
+        amount = order.total_cents if entry.amount_cents is None else entry.amount_cents
+        if amount != order.total_cents:
+            raise DomainError(
+                _("The amount differs from the order's total; record the exact total."),
+                field="amount",
+            )
+        # An online provider names its payment (the one its webhook is about).
+        payment = entry.payment or next(
+            (p for p in order.payments if p.provider == entry.provider_name
+             and p.state in (PaymentState.OPEN, PaymentState.PENDING)), None)
+        if payment is None:
+            payment = Payment(order_id=order.id, provider=entry.provider_name,
+                              amount_cents=amount)
+            db.session.add(payment)
+            db.session.flush()
+        for other in order.payments:
+            if other is not payment and other.state in (PaymentState.OPEN,
+                                                        PaymentState.PENDING):
+                move_payment(other, PaymentState.CANCELLED, actor=actor,
+                             reason="paid otherwise")
+        payment.received_on = entry.received_on or today_brussels()
+        payment.paid_at = now
+        payment.recorded_by_id = actor.id if actor else None
+        payment.note = entry.note[:300]
+        if entry.provider_ref:
+            payment.provider_ref = entry.provider_ref
+        paying.append((order, payment, amount))
+        results.append(payment)
+    if not paying:
+        return results
+    move_payments([payment for _o, payment, _a in paying], PaymentState.PAID, actor=actor,
+                  each=[{"amount_cents": amount} for _o, _p, amount in paying])
+    for order, _payment, _amount in paying:
+        order.paid_at = now
+    move_orders([order for order, _p, _a in paying], OrderState.PAID, actor=actor)
+    for order, _payment, _amount in paying:
+        for subscription in order.subscriptions:
+            activate_subscription(subscription, actor=actor)
+        queue_mail(
+            order.billing_email, "subscriptions_payment_received",
+            key=f"order-paid:{order.id}", locale=order.locale, order=order,
+            account_url=external_url("core.account"),
+        )
+    return results
 
 
 def activate_subscription(subscription: Subscription, *, actor: User | None) -> None:
