@@ -454,7 +454,9 @@ def _record_refund(payment: Payment, money: ProviderMoney, *, actor: User | None
             Refund.provider == payment.provider, Refund.provider_ref == money.provider_ref)):
         return None
     order = payment.order
-    refund = Refund(payment_id=payment.id, provider=payment.provider,
+    # Through the relationship: a payment whose refunds were read already counts this one
+    # too (`refunded_cents`, `refundable_cents`).
+    refund = Refund(payment=payment, provider=payment.provider,
                     provider_ref=money.provider_ref or None, amount_cents=money.amount_cents,
                     reason=(reason or money.reason or "")[:300])
     db.session.add(refund)
@@ -490,7 +492,9 @@ def _record_chargeback(payment: Payment, money: ProviderMoney) -> Chargeback | N
     new = chargeback is None
     reversed_now = money.status in REVERSED_STATUSES
     if new:
-        chargeback = Chargeback(payment_id=payment.id, provider=payment.provider,
+        # Through the relationship: a payment whose chargebacks were read already (paid and
+        # charged back in one report) counts this one in `refundable_cents`.
+        chargeback = Chargeback(payment=payment, provider=payment.provider,
                                 provider_ref=money.provider_ref,
                                 amount_cents=money.amount_cents, reason=money.reason[:300])
         db.session.add(chargeback)
@@ -551,7 +555,7 @@ def _reverse_chargeback(chargeback: Chargeback) -> Chargeback | None:
             Chargeback.reversal_of_id == chargeback.id)):
         return None
     payment = chargeback.payment
-    reversal = Chargeback(payment_id=payment.id, provider=chargeback.provider,
+    reversal = Chargeback(payment=payment, provider=chargeback.provider,
                           provider_ref=f"{chargeback.provider_ref}:reversed"[:100],
                           amount_cents=-chargeback.amount_cents, reason="reversed",
                           reversal_of_id=chargeback.id)

@@ -645,6 +645,13 @@ def charge_renewals(charge_ids: list[int], result: RenewalsResult) -> None:
                 called = False  # nothing to record on the payment: it stays as it is
                 outcome = ChargeResult(None, PaymentState.FAILED,
                                        ChargeOutcome.FAILED_NEEDS_CUSTOMER, str(error))
+            except Exception as error:
+                # Not an answer of the provider, and the charge may have happened: this
+                # one is asked again in an hour with its key, the batch's others go on.
+                log.exception("renewals: charge %s not sent", one.charge_id)
+                called = False
+                outcome = ChargeResult(None, PaymentState.OPEN,
+                                       ChargeOutcome.FAILED_RETRYABLE, f"not sent: {error}")
         else:
             outcome = one.known
         outcomes.append((one, outcome, called))

@@ -165,6 +165,30 @@ def test_a_charge_that_cannot_be_prepared_loses_none_of_the_others(
     assert len(testpay.calls) == 4 and invoice_sequences() == [1, 2, 3, 4]
 
 
+def test_a_call_that_breaks_is_asked_again_and_the_others_go_on(
+        world, testpay, mandate_for, one_batch, monkeypatch):
+    subs = due_subscribers(world, mandate_for, 3)
+    broken = f"renewal-{subs[1].id}-2-1"
+    charge = testpay.charge_mandate
+
+    def answer(payment, *, mandate_ref, idempotency_key):
+        result = charge(payment, mandate_ref=mandate_ref, idempotency_key=idempotency_key)
+        if idempotency_key == broken and testpay.calls.count(broken) == 1:
+            raise RuntimeError("the connection broke after sending")
+        return result
+
+    monkeypatch.setattr(testpay, "charge_mandate", answer)
+    with frozen(NOW):
+        result = renewals.run_renewals()
+    assert (result.charged, result.unanswered) == (2, 1)
+    assert statuses() == {ChargeStatus.PAID: 2, ChargeStatus.DUE: 1}
+    with frozen(NOW + timedelta(hours=1, minutes=1)):
+        assert renewals.run_renewals().charged == 1
+    assert testpay.calls.count(broken) == 2 and len(list(testpay.paid_keys())) == 3
+    assert statuses() == {ChargeStatus.PAID: 3}
+    assert invoice_sequences() == [1, 2, 3]
+
+
 def test_a_batch_takes_far_fewer_statements_than_charges_one_by_one(
         world, testpay, mandate_for, app, monkeypatch):
     """The point of the batches, counted (not timed): 20 renewals in one batch against
