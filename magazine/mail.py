@@ -14,8 +14,8 @@ import hashlib
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -54,23 +54,47 @@ def queue_mail(
     to_address: str, template: str, *, key: str, locale: str = "nl_BE", **context
 ) -> OutboxMail:
     """Add a mail to the outbox in the current transaction; a key already queued adds nothing."""
-    existing = db.session.scalar(sa.select(OutboxMail).where(OutboxMail.key == key))
-    if existing is not None:
-        return existing
-    subject, body = render_mail(template, locale, **context)
-    mail = OutboxMail(
-        key=key,
-        template=template,
-        to_address=to_address,
-        subject=subject,
-        body_text=body,
-        locale=locale,
-    )
-    db.session.add(mail)
-    if not current_app.config["MAIL_URL"]:
-        log.info("mail queued (MAIL_URL unset, not sent) to=%s subject=%s\n%s",
-                 to_address, subject, body)
-    return mail
+    return queue_mails([Mail(to_address, template, key, locale, context)])[0]
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One mail for `queue_mails` (the arguments of `queue_mail`)."""
+
+    to_address: str
+    template: str
+    key: str
+    locale: str = "nl_BE"
+    context: dict = field(default_factory=dict)
+
+
+def queue_mails(mails: Sequence[Mail]) -> list[OutboxMail]:
+    """`queue_mail` for several mails at once: the keys already queued found with one
+    statement (a key given twice is queued once). Each one's outbox row, in order."""
+    if not mails:
+        return []
+    keys = sorted({mail.key for mail in mails})
+    queued = {row.key: row for row in db.session.scalars(sa.select(OutboxMail).where(
+        OutboxMail.key.in_(keys) if len(keys) > 1 else OutboxMail.key == keys[0]))}
+    rows = []
+    for mail in mails:
+        row = queued.get(mail.key)
+        if row is None:
+            subject, body = render_mail(mail.template, mail.locale, **mail.context)
+            row = queued[mail.key] = OutboxMail(
+                key=mail.key,
+                template=mail.template,
+                to_address=mail.to_address,
+                subject=subject,
+                body_text=body,
+                locale=mail.locale,
+            )
+            db.session.add(row)
+            if not current_app.config["MAIL_URL"]:
+                log.info("mail queued (MAIL_URL unset, not sent) to=%s subject=%s\n%s",
+                         mail.to_address, subject, body)
+        rows.append(row)
+    return rows
 
 
 @dataclass

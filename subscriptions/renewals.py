@@ -38,7 +38,7 @@ from magazine import audit
 from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db, dialect_name, insert_ignoring_duplicates, write_transaction
 from magazine.jobruns import claim_key, owner_id, release_orphans
-from magazine.mail import queue_mail
+from magazine.mail import Mail, queue_mail, queue_mails
 from magazine.models import User
 from magazine.urls import external_url
 from subscriptions import payments, pricing, services
@@ -281,17 +281,16 @@ def apply_renewals(renewal_ids: list[int]) -> set[int]:
                                         reason="renewed")
         invoices = services.issue_invoices([orders[r.order_id] for r, _s in applying],
                                            actor=None)
-        for (renewal, subscription), invoice in zip(applying, invoices, strict=True):
-            user = subscription.subscriber
-            if user is not None:
-                plan = renewal.plan
-                queue_mail(user.email, "renewals_renewed",
-                           key=f"renewed:{subscription.id}:{renewal.term}",
-                           locale=user.locale, name=user.name, subscription=subscription,
-                           plan_name=plan.name(user.locale),
-                           issues=subscription.issues_remaining, invoice=invoice,
-                           order=orders[renewal.order_id],
-                           account_url=external_url("core.account"))
+        account_url = external_url("core.account")
+        queue_mails([
+            Mail(user.email, "renewals_renewed", f"renewed:{subscription.id}:{renewal.term}",
+                 user.locale, {"name": user.name, "subscription": subscription,
+                               "plan_name": renewal.plan.name(user.locale),
+                               "issues": subscription.issues_remaining, "invoice": invoice,
+                               "order": orders[renewal.order_id],
+                               "account_url": account_url})
+            for (renewal, subscription), invoice in zip(applying, invoices, strict=True)
+            if (user := subscription.subscriber) is not None])
     db.session.flush()
     return {renewal.id for renewal, _s in applying}
 

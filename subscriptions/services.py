@@ -27,7 +27,7 @@ from magazine.clock import BRUSSELS, now_utc
 from magazine.db import db
 from magazine.errors import DomainError, PermissionDenied
 from magazine.i18n import money
-from magazine.mail import queue_mail
+from magazine.mail import Mail, queue_mail, queue_mails
 from magazine.models import User, UserRole
 from magazine.roles import BUSINESS_ROLES, Role
 from magazine.urls import external_url
@@ -1104,11 +1104,11 @@ def record_payments(received: Sequence[PaymentReceived], *, actor: User | None,
     for order, _payment, _amount in paying:
         for subscription in order.subscriptions:
             activate_subscription(subscription, actor=actor)
-        queue_mail(
-            order.billing_email, "subscriptions_payment_received",
-            key=f"order-paid:{order.id}", locale=order.locale, order=order,
-            account_url=external_url("core.account"),
-        )
+    account_url = external_url("core.account")
+    queue_mails([Mail(order.billing_email, "subscriptions_payment_received",
+                      f"order-paid:{order.id}", order.locale,
+                      {"order": order, "account_url": account_url})
+                 for order, _payment, _amount in paying])
     return results
 
 

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 
 from magazine.clock import shifted
 from magazine.db import db
-from magazine.mail import SmtpSettings, deliver_outbox, queue_mail, retry_delay
+from magazine.mail import Mail, SmtpSettings, deliver_outbox, queue_mail, queue_mails, retry_delay
 from magazine.models import MailStatus, OutboxMail
 
 
@@ -154,6 +154,35 @@ def test_the_same_key_queues_one_mail(app):
     queue(app, prefix="same")
     queue(app, prefix="same")
     assert len(statuses(app)) == 1
+
+
+def test_several_mails_at_once_look_their_keys_up_together(app):
+    user = type("U", (), {"name": "X"})()
+
+    def mail(key: str, to: str = "x@example.org") -> Mail:
+        return Mail(to, "reset_password", key, "nl_BE",
+                    {"user": user, "reset_url": "u", "valid_minutes": 1})
+
+    with app.test_request_context():
+        queue_mail("first@example.org", "reset_password", key="batch-1", user=user,
+                   reset_url="u", valid_minutes=1)
+        db.session.commit()
+        selects: list[str] = []
+        sa.event.listen(db.engine, "before_cursor_execute", listener := (
+            lambda _c, _cur, sql, *_a: selects.append(sql) if sql.startswith("SELECT")
+            else None))
+        try:
+            rows = queue_mails([mail("batch-1", "other@example.org"), mail("batch-2"),
+                                mail("batch-3"), mail("batch-2", "twice@example.org")])
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", listener)
+        # Queued before: that row; a key given twice: one row.
+        assert rows[0].to_address == "first@example.org" and rows[1] is rows[3]
+        assert len(selects) == 1
+        db.session.commit()
+        assert queue_mails([]) == []
+        keys = {key for (key,) in db.session.execute(sa.select(OutboxMail.key))}
+        assert keys == {"batch-1", "batch-2", "batch-3"}
 
 
 def test_a_rolled_back_change_leaves_no_mail(app):

@@ -107,14 +107,14 @@ def test_a_charge_that_cannot_be_recorded_loses_none_of_the_others(
         world, testpay, mandate_for, one_batch, monkeypatch):
     subs = due_subscribers(world, mandate_for, 5)
     broken = subs[2].subscriber.email
-    queue_mail = renewals.queue_mail
+    queue_mails = renewals.queue_mails
 
-    def failing(to_address, template, **kwargs):
-        if to_address == broken:
+    def failing(mails):
+        if any(mail.to_address == broken for mail in mails):
             raise RuntimeError("the mail of this one cannot be made")
-        return queue_mail(to_address, template, **kwargs)
+        return queue_mails(mails)
 
-    monkeypatch.setattr(renewals, "queue_mail", failing)
+    monkeypatch.setattr(renewals, "queue_mails", failing)
     with frozen(NOW):
         result = renewals.run_renewals()
     assert result.charged == 4
@@ -127,7 +127,7 @@ def test_a_charge_that_cannot_be_recorded_loses_none_of_the_others(
     assert charge.due_at == NOW + renewals.UNANSWERED_RETRY
     assert invoice_sequences() == [1, 2, 3, 4]
     assert sum(mail_counts("renewals_renewed").values()) == 4
-    monkeypatch.setattr(renewals, "queue_mail", queue_mail)
+    monkeypatch.setattr(renewals, "queue_mails", queue_mails)
     with frozen(NOW + timedelta(hours=2)):
         assert renewals.run_renewals().charged == 1
     key = f"renewal-{subs[2].id}-2-1"
