@@ -151,19 +151,21 @@ def autocommit_driver_connection(engine: sa.Engine) -> Iterator:
     connection = engine.raw_connection()
     driver = connection.dbapi_connection
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
-        previous = driver.isolation_level
-        driver.isolation_level = None  # pysqlite's autocommit
-    else:
-        engine.dialect.set_isolation_level(driver, "AUTOCOMMIT")
+    previous = driver.isolation_level if sqlite else None
     try:
-        yield connection
-    finally:
         if sqlite:
-            driver.isolation_level = previous
+            driver.isolation_level = None  # pysqlite's autocommit
         else:
-            engine.dialect.reset_isolation_level(driver)
-        connection.close()
+            engine.dialect.set_isolation_level(driver, "AUTOCOMMIT")
+        try:
+            yield connection
+        finally:
+            if sqlite:
+                driver.isolation_level = previous
+            else:
+                engine.dialect.reset_isolation_level(driver)
+    finally:
+        connection.close()  # back to the pool, even if the mode could not be set
 
 
 def dialect_name() -> str:

@@ -273,20 +273,14 @@ def changes_nothing(payment: Payment, snapshot: ProviderPayment) -> bool:
 def apply_provider_payment(payment_id: int, snapshot: ProviderPayment) -> Payment:
     """Bring our payment to what the provider reports, once (see the module docstring)."""
     order, payment = _locked(payment_id)
-    return _apply_locked(order, payment, snapshot)
-
-
-def _apply_locked(order: Order, payment: Payment, snapshot: ProviderPayment, *,
-                  flush: bool = True) -> Payment:
-    """`apply_provider_payment` once the order and the payment are locked. `flush=False`:
-    the caller flushes (many payments recorded together, one flush for all)."""
-    return _apply_locked_all([(order, payment, snapshot)], flush=flush)[0]
+    return _apply_locked_all([(order, payment, snapshot)])[0]
 
 
 def _apply_locked_all(items: Sequence[tuple[Order, Payment, ProviderPayment]], *,
                       flush: bool = True) -> list[Payment]:
-    """`_apply_locked` for many (order, payment, snapshot), one payment per order: the
-    payments that pay their orders recorded together (`services.record_payments`)."""
+    """`apply_provider_payment` once the orders and payments are locked, for many (order,
+    payment, snapshot), one payment per order: the payments that pay their orders recorded
+    together (`services.record_payments`). `flush=False`: the caller flushes."""
     paying = []
     for order, payment, snapshot in items:
         if snapshot.intent_ref and payment.intent_ref != snapshot.intent_ref:

@@ -609,11 +609,6 @@ def _payments_for_call(payment_ids: list[int]) -> dict[int, Payment]:
     return {payment.id: payment for payment in found}
 
 
-def charge_renewal(charge_id: int, result: RenewalsResult) -> None:
-    """Charge one claimed attempt and record what came of it (a batch of one)."""
-    charge_renewals([charge_id], result)
-
-
 def charge_renewals(charge_ids: list[int], result: RenewalsResult) -> None:
     """Charge claimed attempts and record what came of them: the preparation of all in one
     transaction, the provider calls with none open, their outcomes together in the next.

@@ -643,10 +643,6 @@ def quote_checkout(request: CheckoutRequest, *, today: date) -> Quote:
                  promo=promo, first_issue=first_issue, addresses=addresses)
 
 
-def _new_communication() -> str:
-    return _new_communications(1)[0]
-
-
 def _new_communications(count: int) -> list[str]:
     """`count` new structured communications, none in use (one SELECT per round)."""
     # Random rather than counted: the number of orders is nobody's business.
@@ -1047,8 +1043,6 @@ def record_payments(received: Sequence[PaymentReceived], *, actor: User | None,
         _require_coordinator(actor)
     if locked:
         orders = [r.order for r in received]
-    elif len(received) == 1:
-        orders = [_locked_order(received[0].order.id)]
     else:
         by_id = {o.id: o for o in _locked_orders([r.order.id for r in received])}
         if len(by_id) != len({r.order.id for r in received}):
